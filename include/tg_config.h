@@ -1,0 +1,112 @@
+/*
+ * tg_config: the gateway's YAML configuration, parsed and validated.
+ *
+ * Contract
+ * - tg_config_parse() is a pure function over bytes: no I/O, no globals, safe
+ *   to call from any thread and to fuzz. It never opens the files the
+ *   configuration names; checking that certificates load is the TLS module's
+ *   job (tg_tls_*), done by `tgate --check-config` after parsing.
+ * - Every problem found is reported, not only the first: each as one line
+ *   "FILE:LINE:COLUMN: message\n" (1-based line and column of the offending
+ *   node) appended to *errors. Unknown keys, wrong types, duplicate keys and
+ *   out-of-range values are all errors.
+ * - On success returns 0 and stores a new tg_config in *out (caller owns it,
+ *   release with tg_config_free()). On failure returns a negative TG_CONFIG_ERR_*
+ *   code, *out is NULL and *errors (caller frees with free()) holds at least
+ *   one line. *errors is NULL when there is nothing to report.
+ * - All strings in a tg_config are NUL-terminated heap copies owned by it.
+ *
+ * Thread-safety: a loaded tg_config is immutable and shared read-only by all
+ * worker threads.
+ */
+#ifndef TG_CONFIG_H
+#define TG_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_CONFIG_ERR_SYNTAX -1  /* YAML could not be parsed */
+#define TG_CONFIG_ERR_INVALID -2 /* YAML parsed, but the contents are wrong */
+#define TG_CONFIG_ERR_NOMEM -3
+#define TG_CONFIG_ERR_IO -4 /* tg_config_load_file() could not read FILE */
+
+/* A "host:port" or "[v6]:port" address. host is a name, an IPv4 literal or
+ * an IPv6 literal without brackets; port is 1..65535. */
+typedef struct tg_addr {
+  char *host;
+  uint16_t port;
+} tg_addr;
+
+typedef struct tg_listen_tls {
+  char *cert_file;       /* required */
+  char *key_file;        /* required */
+  char *client_ca_file;  /* optional; NULL when absent */
+  int require_client_cert; /* default 0; 1 requires client_ca_file */
+} tg_listen_tls;
+
+typedef struct tg_upstream_tls {
+  char *ca_file;     /* optional: NULL means the system trust store */
+  char *cert_file;   /* optional client certificate for an mTLS frontend */
+  char *key_file;    /* required iff cert_file is set */
+  char *server_name; /* optional: SNI and name to verify; default: the address host */
+} tg_upstream_tls;
+
+typedef enum tg_authz_mode {
+  TG_AUTHZ_OFF = 0, /* every call passes (until the authorization issue) */
+} tg_authz_mode;
+
+typedef enum tg_log_level {
+  TG_LOG_ERROR = 0,
+  TG_LOG_WARN = 1,
+  TG_LOG_INFO = 2,
+  TG_LOG_DEBUG = 3,
+} tg_log_level;
+
+typedef struct tg_config {
+  /* listen: */
+  tg_addr listen_address;      /* required */
+  tg_listen_tls *listen_tls;   /* NULL when listen.tls is absent (h2c) */
+  uint32_t max_concurrent_streams; /* listen.max_concurrent_streams, default 1000, 1..1000000 */
+
+  /* upstream: */
+  tg_addr *upstream_addresses; /* required, at least one */
+  size_t upstream_naddresses;
+  tg_upstream_tls *upstream_tls; /* NULL when upstream.tls is absent (h2c) */
+  uint32_t upstream_max_connections; /* upstream.max_connections per address per worker,
+                                        default 8, 1..1024 */
+  uint64_t upstream_connect_timeout_ms; /* upstream.connect_timeout, default 5s */
+
+  /* admin: (optional section) */
+  tg_addr *admin_address; /* NULL when admin is absent */
+
+  uint32_t workers;               /* 0 (the default) = one per online CPU; max 256 */
+  uint64_t shutdown_grace_ms;     /* shutdown_grace_period, default 30s */
+
+  /* authorization: (optional section) */
+  tg_authz_mode authz_mode; /* authorization.mode; only "off" for now, default off */
+
+  /* logging: (optional section) */
+  tg_log_level log_level; /* logging.level: error|warn|info|debug, default info */
+} tg_config;
+
+/* Parses a YAML document of len bytes (need not be NUL-terminated). filename is
+ * used only in error messages. See the contract above for return values. */
+int tg_config_parse(const char *buf, size_t len, const char *filename,
+                    tg_config **out, char **errors);
+
+/* Reads path and calls tg_config_parse(). TG_CONFIG_ERR_IO when the file cannot
+ * be read (the message in *errors says why). */
+int tg_config_load_file(const char *path, tg_config **out, char **errors);
+
+/* Parses a duration: a decimal integer followed by one unit of ms, s, m, h
+ * ("30s", "500ms", "2m"). Returns 0 and stores milliseconds, or -1. Pure. */
+int tg_config_parse_duration(const char *s, uint64_t *ms);
+
+/* Parses "host:port" or "[v6]:port" into out (out->host is malloc'd).
+ * Returns 0 or -1 with *err_desc set to a static reason. Pure. */
+int tg_config_parse_addr(const char *s, tg_addr *out, const char **err_desc);
+
+/* NULL-safe. */
+void tg_config_free(tg_config *cfg);
+
+#endif /* TG_CONFIG_H */

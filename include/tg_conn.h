@@ -1,0 +1,52 @@
+/*
+ * tg_conn: what downstream and upstream HTTP/2 connections share: the
+ * nghttp2 session pump over a libevent bufferevent, deferred flushing and
+ * teardown.
+ *
+ * Re-entrancy rule: nghttp2 forbids calling a session's send/recv or
+ * deleting it from inside its own callbacks. Code that reacts to one session
+ * (a relay moving bytes between the two) therefore never sends on the other
+ * directly: it calls tg_conn_schedule_flush(), and the write happens from the
+ * connection's own event. Likewise tg_conn_close() only marks the connection;
+ * it is freed from a top-level event callback.
+ *
+ * Flow control: sessions are created with automatic WINDOW_UPDATE disabled;
+ * received DATA is credited back (nghttp2_session_consume) only when the
+ * relay has handed it to the other side, so a slow reader slows the writer.
+ * Output is pumped only while the socket's output buffer is below
+ * TG_CONN_OUTBUF_HIGH.
+ */
+#ifndef TG_CONN_H
+#define TG_CONN_H
+#include "tg_types.h"
+
+#define TG_CONN_OUTBUF_HIGH (64 * 1024)
+#define TG_STREAM_WINDOW (256 * 1024)
+#define TG_CONN_WINDOW (64 * 1024 * 1024)
+
+/* Allocates a connection of the given kind for worker w, with its flush
+ * event. The bufferevent is attached by the caller. NULL on no memory. */
+tg_h2conn *tg_conn_new(tg_worker *w, tg_conn_kind kind);
+
+/* Writes what the session has to send, as far as the output buffer allows;
+ * closes the connection when neither side wants more. Call only from
+ * top-level callbacks of this connection. Returns -1 when c was freed. */
+int tg_conn_flush(tg_h2conn *c);
+
+/* Arranges for tg_conn_flush(c) to run soon from c's own event. */
+void tg_conn_schedule_flush(tg_h2conn *c);
+
+/* Feeds received bytes from the bufferevent's input to the session.
+ * Returns -1 when c was freed. */
+int tg_conn_recv(tg_h2conn *c);
+
+/* Marks c for closing once its output is written; safe anywhere. */
+void tg_conn_close(tg_h2conn *c);
+
+/* Frees c now: notifies every relay on it, frees the session and socket and
+ * unlinks it from its owner. Only from top-level callbacks. */
+void tg_conn_free(tg_h2conn *c);
+
+/* Installs the bufferevent callbacks that drive c (read, write, events). */
+void tg_conn_attach_bev(tg_h2conn *c, struct bufferevent *bev);
+#endif

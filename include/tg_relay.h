@@ -1,0 +1,56 @@
+/*
+ * tg_relay: one gRPC call relayed from a downstream stream to an upstream
+ * stream, and its answer back.
+ *
+ * Life of a call:
+ *   HEADERS --(authz: allow)--> PENDING --(stream slot)--> FORWARDING
+ *      |  \--(need message)--> HOLD --(first message; allow)--^
+ *      \--(deny / bad request / no upstream)--> LOCAL (answered here)
+ * While in HEADERS, HOLD and PENDING nothing reaches the upstream; request
+ * bytes wait in req_body. In HOLD they are credited back to the client (up to
+ * TG_RELAY_HOLD_MAX) so a first message larger than the stream window can
+ * arrive; otherwise credit is given only as the upstream takes the bytes.
+ *
+ * The tg_relay_down_* functions are called from the downstream session's
+ * callbacks, the tg_relay_up_* ones from the upstream session's. They return
+ * 0, or an nghttp2 callback error code to return from the callback.
+ * A relay frees itself when both of its streams are closed.
+ */
+#ifndef TG_RELAY_H
+#define TG_RELAY_H
+#include "tg_types.h"
+
+#define TG_RELAY_MAX_HEADER_LIST (64 * 1024)
+#define TG_RELAY_HOLD_MAX (4 * 1024 * 1024)
+
+tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid);
+
+int tg_relay_down_header(tg_relay *r, const uint8_t *name, size_t namelen,
+                         const uint8_t *value, size_t valuelen, uint8_t flags);
+int tg_relay_down_headers_done(tg_relay *r, int end_stream);
+int tg_relay_down_trailers_done(tg_relay *r);
+int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len);
+int tg_relay_down_eof(tg_relay *r);
+/* The downstream stream closed (error_code from RST_STREAM, or 0), or its
+ * connection is gone (error_code NGHTTP2_CANCEL). Unlinks r from down. */
+void tg_relay_down_closed(tg_relay *r, uint32_t error_code);
+
+int tg_relay_up_header(tg_relay *r, int trailer, const uint8_t *name,
+                       size_t namelen, const uint8_t *value, size_t valuelen,
+                       uint8_t flags);
+int tg_relay_up_headers_done(tg_relay *r, int trailer, int end_stream);
+int tg_relay_up_data(tg_relay *r, const uint8_t *data, size_t len);
+int tg_relay_up_eof(tg_relay *r);
+/* The upstream stream closed with error_code (0: normally). */
+void tg_relay_up_closed(tg_relay *r, uint32_t error_code);
+/* The upstream connection failed under r, or none could be had: the client
+ * gets UNAVAILABLE (trailers-only, or trailers if the answer had begun). */
+void tg_relay_up_failed(tg_relay *r, const char *why);
+
+/* Opens the upstream stream on up. Returns 0, or -1 when up cannot take a
+ * new stream (the caller tries elsewhere). */
+int tg_relay_forward(tg_relay *r, tg_h2conn *up);
+
+/* Answers the call locally with a trailers-only gRPC status. */
+void tg_relay_reply(tg_relay *r, int grpc_status, const char *msg);
+#endif

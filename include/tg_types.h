@@ -1,0 +1,102 @@
+/*
+ * tg_types: the structures shared by the connection, relay, upstream-pool and
+ * worker modules (types only; their functions live in tg_conn.h, tg_relay.h,
+ * tg_upstream.h and tg_worker.h, so those headers never include each other in
+ * a loop).
+ *
+ * Ownership, in one picture:
+ *   tg_worker (one thread, one event_base)
+ *     +-- downstream tg_h2conn list (accepted client connections)
+ *     +-- tg_uppool -> tg_uptarget[] -> upstream tg_h2conn list
+ *   tg_relay: one gRPC call; linked into its downstream connection's list
+ *   and, once forwarded, its upstream connection's list. It is freed when
+ *   both of its streams are closed (or their connections are gone).
+ * Everything here belongs to exactly one worker thread.
+ */
+#ifndef TG_TYPES_H
+#define TG_TYPES_H
+#include <event2/event.h>
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "tg_config.h"
+#include "tg_hdrs.h"
+
+typedef struct tg_app tg_app;
+typedef struct tg_worker tg_worker;
+typedef struct tg_h2conn tg_h2conn;
+typedef struct tg_relay tg_relay;
+typedef struct tg_uppool tg_uppool;
+typedef struct tg_uptarget tg_uptarget;
+
+LIST_HEAD(tg_relay_list, tg_relay);
+LIST_HEAD(tg_conn_list, tg_h2conn);
+TAILQ_HEAD(tg_relay_queue, tg_relay);
+
+typedef enum tg_conn_kind { TG_CONN_DOWN, TG_CONN_UP } tg_conn_kind;
+
+typedef enum tg_conn_state {
+  TG_CS_HANDSHAKE,  /* TCP/TLS connecting or handshaking */
+  TG_CS_PREFACE,    /* downstream: waiting for the HTTP/2 client preface */
+  TG_CS_READY,      /* HTTP/2 session running */
+  TG_CS_DRAINING,   /* GOAWAY sent or received: no new streams */
+  TG_CS_REFUSING,   /* downstream: answering an HTTP/1.x client, then closing */
+} tg_conn_state;
+
+struct tg_h2conn {
+  tg_conn_kind kind;
+  tg_conn_state state;
+  tg_worker *w;
+  nghttp2_session *session;  /* NULL until the HTTP/2 session starts */
+  struct bufferevent *bev;   /* owns the socket and, for TLS, the SSL */
+  SSL *ssl;                  /* borrowed from bev; NULL for plaintext */
+  struct event *flush_ev;    /* deferred session_send / close */
+  struct tg_relay_list relays;
+  LIST_ENTRY(tg_h2conn) link; /* in worker->downconns or target->conns */
+  uint32_t nstreams;          /* upstream: streams we opened and not closed */
+  unsigned flush_pending : 1;
+  unsigned closing : 1;       /* close once the output is written */
+  unsigned in_recv : 1;       /* inside nghttp2_session_mem_recv */
+  uint8_t preface_seen;       /* downstream: bytes of the preface matched */
+  tg_uptarget *target;        /* upstream only */
+  struct event *timer;        /* handshake / connect timeout */
+  char peer[300];             /* "ip:port" or "host:port" for logs */
+};
+
+typedef enum tg_relay_state {
+  TG_RS_HEADERS,    /* request headers arriving */
+  TG_RS_HOLD,       /* waiting for the first message before deciding */
+  TG_RS_PENDING,    /* allowed; waiting for an upstream stream slot */
+  TG_RS_FORWARDING, /* upstream stream open */
+  TG_RS_LOCAL,      /* answered locally; request body discarded */
+} tg_relay_state;
+
+struct tg_relay {
+  tg_worker *w;
+  tg_relay_state state;
+  tg_h2conn *down; /* NULL once the downstream stream or connection is gone */
+  int32_t down_sid;
+  tg_h2conn *up;   /* NULL until forwarded, and once the upstream is gone */
+  int32_t up_sid;
+  LIST_ENTRY(tg_relay) down_link, up_link;
+  TAILQ_ENTRY(tg_relay) pend_link;
+  struct event *pend_timer;
+
+  tg_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
+  struct evbuffer *req_body, *resp_body;
+  size_t req_preconsumed;  /* request bytes already credited back to the client */
+  size_t resp_preconsumed; /* response bytes already credited to the upstream */
+  size_t req_bytes, resp_bytes;
+
+  unsigned req_hdrs_done : 1;
+  unsigned req_eof : 1;
+  unsigned resp_hdrs_done : 1;
+  unsigned resp_hdrs_sent : 1;
+  unsigned resp_eof : 1;
+  unsigned down_open : 1;
+  unsigned up_open : 1;
+  unsigned pending : 1;
+};
+#endif

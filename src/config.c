@@ -1,0 +1,1058 @@
+/*
+ * tg_config: YAML configuration loader (see include/tg_config.h).
+ *
+ * libyaml's document API builds the whole node graph; we then walk it along
+ * the fixed schema below, so the walk's depth is bounded by the schema and
+ * alias cycles (`&a [*a]`) cannot make it loop.
+ */
+#include "tg_config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#define CFG_MAX_FILE_SIZE (1024 * 1024)
+/* Garbage input can yield one error per two bytes; past this many the rest
+ * is noise and would only bloat *errors. */
+#define CFG_MAX_ERRORS 100
+/* How many bytes of user text are quoted back in a message. */
+#define CFG_QUOTE_MAX 64
+#define CFG_QUOTE_BUF (CFG_QUOTE_MAX * 4 + 4)
+#define CFG_DAY_MS (24ULL * 60 * 60 * 1000)
+
+typedef struct cfg_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+} cfg_buf;
+
+/* One error line, kept apart until the end so that the lines can be sorted
+ * by position: the walk visits keys before the values of earlier keys. */
+typedef struct cfg_msg {
+  size_t line;
+  size_t col;
+  size_t seq;
+  char *text;
+} cfg_msg;
+
+typedef struct cfg_parser {
+  const char *filename;
+  yaml_document_t *doc;
+  tg_config *cfg;
+  cfg_msg *msgs;
+  size_t nmsgs;
+  size_t msgs_cap;
+  size_t nerrors;
+  size_t dropped_line; /* where the first error past CFG_MAX_ERRORS was */
+  size_t dropped_col;
+  int nomem;
+} cfg_parser;
+
+/* A key of the schema and, once the mapping has been read, where it was. */
+typedef struct cfg_field {
+  const char *name;
+  yaml_node_t *key;
+  yaml_node_t *val;
+} cfg_field;
+
+static int cfg_buf_vappend(cfg_buf *b, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap2);
+  va_end(ap2);
+  if (n < 0)
+    return -1;
+  size_t need = b->len + (size_t)n + 1;
+  if (need > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need)
+      cap *= 2;
+    char *data = realloc(b->data, cap);
+    if (!data)
+      return -1;
+    b->data = data;
+    b->cap = cap;
+  }
+  vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
+  b->len += (size_t)n;
+  return 0;
+}
+
+static int cfg_buf_append(cfg_buf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = cfg_buf_vappend(b, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+
+static void cfg_error_at(cfg_parser *p, size_t line, size_t col,
+                         const char *fmt, ...) {
+  cfg_buf b = {0};
+  va_list ap;
+
+  if (++p->nerrors > CFG_MAX_ERRORS) {
+    if (p->nerrors == CFG_MAX_ERRORS + 1) {
+      p->dropped_line = line;
+      p->dropped_col = col;
+    }
+    return;
+  }
+  if (p->nmsgs == p->msgs_cap) {
+    size_t cap = p->msgs_cap ? p->msgs_cap * 2 : 8;
+    cfg_msg *msgs = realloc(p->msgs, cap * sizeof *msgs);
+    if (!msgs)
+      goto nomem;
+    p->msgs = msgs;
+    p->msgs_cap = cap;
+  }
+  if (cfg_buf_append(&b, "%s:%zu:%zu: ", p->filename, line, col) < 0)
+    goto nomem;
+  va_start(ap, fmt);
+  int rc = cfg_buf_vappend(&b, fmt, ap);
+  va_end(ap);
+  if (rc < 0 || cfg_buf_append(&b, "\n") < 0)
+    goto nomem;
+  p->msgs[p->nmsgs] = (cfg_msg){line, col, p->nmsgs, b.data};
+  p->nmsgs++;
+  return;
+nomem:
+  free(b.data);
+  p->nomem = 1;
+}
+
+static int cfg_msg_cmp(const void *a, const void *b) {
+  const cfg_msg *x = a, *y = b;
+  if (x->line != y->line)
+    return x->line < y->line ? -1 : 1;
+  if (x->col != y->col)
+    return x->col < y->col ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* Joins the sorted messages into one string; NULL when out of memory. */
+static char *cfg_join_errors(cfg_parser *p) {
+  cfg_buf b = {0};
+  if (p->nmsgs)
+    qsort(p->msgs, p->nmsgs, sizeof *p->msgs, cfg_msg_cmp);
+  for (size_t i = 0; i < p->nmsgs; i++)
+    if (cfg_buf_append(&b, "%s", p->msgs[i].text) < 0)
+      goto nomem;
+  if (p->nerrors > CFG_MAX_ERRORS &&
+      cfg_buf_append(&b,
+                     "%s:%zu:%zu: too many errors (more than %d), not "
+                     "reporting the rest\n",
+                     p->filename, p->dropped_line, p->dropped_col,
+                     CFG_MAX_ERRORS) < 0)
+    goto nomem;
+  return b.data;
+nomem:
+  free(b.data);
+  return NULL;
+}
+
+#define cfg_error(p, node, ...)                                               \
+  cfg_error_at((p), (node)->start_mark.line + 1,                              \
+               (node)->start_mark.column + 1, __VA_ARGS__)
+
+/* Renders user text for a message: control bytes escaped so that every error
+ * stays on one line, long text cut at a UTF-8 boundary. */
+static const char *cfg_quote(const char *s, size_t len,
+                             char out[CFG_QUOTE_BUF]) {
+  static const char hex[] = "0123456789abcdef";
+  size_t n = len;
+  if (n > CFG_QUOTE_MAX) {
+    n = CFG_QUOTE_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+      n--;
+  }
+  char *o = out;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c < 0x20 || c == 0x7f || c == '\\') {
+      *o++ = '\\';
+      *o++ = 'x';
+      *o++ = hex[c >> 4];
+      *o++ = hex[c & 0xf];
+    } else {
+      *o++ = (char)c;
+    }
+  }
+  if (n < len) {
+    memcpy(o, "...", 3);
+    o += 3;
+  }
+  *o = '\0';
+  return out;
+}
+
+static const char *cfg_quote_node(const yaml_node_t *n,
+                                  char out[CFG_QUOTE_BUF]) {
+  return cfg_quote((const char *)n->data.scalar.value, n->data.scalar.length,
+                   out);
+}
+
+static int cfg_scalar_is(const yaml_node_t *n, const char *s) {
+  size_t len = strlen(s);
+  return n->type == YAML_SCALAR_NODE && n->data.scalar.length == len &&
+         memcmp(n->data.scalar.value, s, len) == 0;
+}
+
+/* What YAML 1.1 and 1.2 both read as null. */
+static int cfg_is_null(const yaml_node_t *n) {
+  return n->type == YAML_SCALAR_NODE &&
+         n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+         (n->data.scalar.length == 0 || cfg_scalar_is(n, "~") ||
+          cfg_scalar_is(n, "null") || cfg_scalar_is(n, "Null") ||
+          cfg_scalar_is(n, "NULL"));
+}
+
+static const char *cfg_kind(const yaml_node_t *n) {
+  switch (n->type) {
+  case YAML_MAPPING_NODE:
+    return "a mapping";
+  case YAML_SEQUENCE_NODE:
+    return "a sequence";
+  case YAML_SCALAR_NODE:
+    return cfg_is_null(n) ? "null" : "a scalar";
+  default:
+    return "nothing";
+  }
+}
+
+static int cfg_expect_mapping(cfg_parser *p, const char *name, yaml_node_t *n) {
+  if (n->type == YAML_MAPPING_NODE)
+    return 1;
+  cfg_error(p, n, "'%s' must be a mapping, not %s", name, cfg_kind(n));
+  return 0;
+}
+
+/* what: the expected value, for the message ("a string"). */
+static int cfg_expect_scalar(cfg_parser *p, const char *name, yaml_node_t *n,
+                             const char *what) {
+  if (n->type != YAML_SCALAR_NODE || cfg_is_null(n)) {
+    cfg_error(p, n, "'%s' must be %s, not %s", name, what, cfg_kind(n));
+    return 0;
+  }
+  if (memchr(n->data.scalar.value, '\0', n->data.scalar.length)) {
+    cfg_error(p, n, "'%s' must not contain NUL characters", name);
+    return 0;
+  }
+  return 1;
+}
+
+/* Copies a scalar known to be NUL-free into buf; 0 when it does not fit. */
+static int cfg_copy_scalar(const yaml_node_t *n, char *buf, size_t size) {
+  if (n->data.scalar.length >= size)
+    return 0;
+  memcpy(buf, n->data.scalar.value, n->data.scalar.length);
+  buf[n->data.scalar.length] = '\0';
+  return 1;
+}
+
+/* Reads the keys of a mapping into the matching fields; path is the
+ * mapping's dotted name, "" for the document root. */
+static void cfg_collect(cfg_parser *p, yaml_node_t *map, const char *path,
+                        cfg_field *fields, size_t nfields) {
+  char where[64], q[CFG_QUOTE_BUF];
+  if (path[0])
+    snprintf(where, sizeof where, "in '%s'", path);
+  else
+    snprintf(where, sizeof where, "at the top level");
+
+  for (yaml_node_pair_t *pair = map->data.mapping.pairs.start;
+       pair < map->data.mapping.pairs.top; pair++) {
+    yaml_node_t *k = yaml_document_get_node(p->doc, pair->key);
+    yaml_node_t *v = yaml_document_get_node(p->doc, pair->value);
+    if (!k || !v)
+      continue;
+    if (k->type != YAML_SCALAR_NODE) {
+      cfg_error(p, k, "keys %s must be strings, not %s", where, cfg_kind(k));
+      continue;
+    }
+    size_t i;
+    for (i = 0; i < nfields; i++)
+      if (cfg_scalar_is(k, fields[i].name))
+        break;
+    if (i == nfields) {
+      char expected[256] = "";
+      size_t off = 0;
+      for (size_t j = 0; j < nfields && off < sizeof expected; j++)
+        off += (size_t)snprintf(expected + off, sizeof expected - off, "%s%s",
+                                j ? ", " : "", fields[j].name);
+      cfg_error(p, k, "unknown key '%s' %s (expected one of: %s)",
+                cfg_quote_node(k, q), where, expected);
+      continue;
+    }
+    if (fields[i].key) {
+      cfg_error(p, k, "duplicate key '%s' %s (first defined at %zu:%zu)",
+                fields[i].name, where, fields[i].key->start_mark.line + 1,
+                fields[i].key->start_mark.column + 1);
+      continue;
+    }
+    fields[i].key = k;
+    fields[i].val = v;
+  }
+}
+
+static void cfg_missing(cfg_parser *p, yaml_node_t *map, const char *path,
+                        const char *key, const char *why) {
+  if (path[0])
+    cfg_error(p, map, "missing required key '%s' in '%s'%s", key, path, why);
+  else
+    cfg_error(p, map, "missing required key '%s' at the top level%s", key,
+              why);
+}
+
+static void cfg_get_string(cfg_parser *p, const char *name, yaml_node_t *n,
+                           char **out) {
+  if (!cfg_expect_scalar(p, name, n, "a string"))
+    return;
+  size_t len = n->data.scalar.length;
+  if (len == 0) {
+    cfg_error(p, n, "'%s' must not be empty", name);
+    return;
+  }
+  char *s = malloc(len + 1);
+  if (!s) {
+    p->nomem = 1;
+    return;
+  }
+  memcpy(s, n->data.scalar.value, len);
+  s[len] = '\0';
+  free(*out);
+  *out = s;
+}
+
+/* Decimal digits with an optional '-', so that "-1" gets the range message
+ * rather than "not a number". */
+static int cfg_get_uint(cfg_parser *p, const char *name, yaml_node_t *n,
+                        uint64_t min, uint64_t max, uint64_t *out) {
+  char q[CFG_QUOTE_BUF];
+  if (!cfg_expect_scalar(p, name, n, "a decimal integer"))
+    return 0;
+  const char *s = (const char *)n->data.scalar.value;
+  size_t len = n->data.scalar.length, i = 0;
+  int neg = 0, overflow = 0;
+  uint64_t v = 0;
+  if (len > 0 && s[0] == '-') {
+    neg = 1;
+    i = 1;
+  }
+  if (i == len)
+    goto not_a_number;
+  for (; i < len; i++) {
+    if (s[i] < '0' || s[i] > '9')
+      goto not_a_number;
+    unsigned d = (unsigned)(s[i] - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      overflow = 1;
+    else
+      v = v * 10 + d;
+  }
+  if (overflow || (neg && v != 0) || v < min || v > max) {
+    cfg_error(p, n, "'%s' must be between %llu and %llu, not %s", name,
+              (unsigned long long)min, (unsigned long long)max,
+              cfg_quote_node(n, q));
+    return 0;
+  }
+  *out = v;
+  return 1;
+not_a_number:
+  cfg_error(p, n, "'%s' must be a decimal integer, not '%s'", name,
+            cfg_quote_node(n, q));
+  return 0;
+}
+
+static void cfg_get_bool(cfg_parser *p, const char *name, yaml_node_t *n,
+                         int *out) {
+  char q[CFG_QUOTE_BUF];
+  if (!cfg_expect_scalar(p, name, n, "true or false"))
+    return;
+  if (cfg_scalar_is(n, "true"))
+    *out = 1;
+  else if (cfg_scalar_is(n, "false"))
+    *out = 0;
+  else
+    cfg_error(p, n, "'%s' must be true or false, not '%s'", name,
+              cfg_quote_node(n, q));
+}
+
+/* range: the bounds for the message, e.g. "1ms and 24h". */
+static void cfg_get_duration(cfg_parser *p, const char *name, yaml_node_t *n,
+                             uint64_t min_ms, uint64_t max_ms,
+                             const char *range, uint64_t *out) {
+  char buf[32], q[CFG_QUOTE_BUF];
+  uint64_t ms;
+  if (!cfg_expect_scalar(p, name, n, "a duration"))
+    return;
+  if (!cfg_copy_scalar(n, buf, sizeof buf) ||
+      tg_config_parse_duration(buf, &ms) < 0) {
+    cfg_error(p, n,
+              "'%s' must be a duration: an integer with a unit of ms, s, m "
+              "or h (e.g. 30s), not '%s'",
+              name, cfg_quote_node(n, q));
+    return;
+  }
+  if (ms < min_ms || ms > max_ms) {
+    cfg_error(p, n, "'%s' must be between %s, not '%s'", name, range,
+              cfg_quote_node(n, q));
+    return;
+  }
+  *out = ms;
+}
+
+/* Returns 0, -1 (invalid, *why set) or -2 (out of memory). */
+static int cfg_parse_addr(const char *s, tg_addr *out, const char **why) {
+  const char *host, *port;
+  size_t hostlen;
+
+  out->host = NULL;
+  out->port = 0;
+  if (!s || !*s) {
+    *why = "empty address";
+    return -1;
+  }
+  if (s[0] == '[') {
+    const char *end = strchr(s, ']');
+    char v6[INET6_ADDRSTRLEN];
+    struct in6_addr a6;
+    if (!end) {
+      *why = "missing ']' after the IPv6 address";
+      return -1;
+    }
+    host = s + 1;
+    hostlen = (size_t)(end - host);
+    if (hostlen == 0) {
+      *why = "empty host";
+      return -1;
+    }
+    if (end[1] == '\0') {
+      *why = "missing port";
+      return -1;
+    }
+    if (end[1] != ':') {
+      *why = "unexpected text after ']' (expected ':port')";
+      return -1;
+    }
+    if (hostlen >= sizeof v6) {
+      *why = "invalid IPv6 address in brackets";
+      return -1;
+    }
+    memcpy(v6, host, hostlen);
+    v6[hostlen] = '\0';
+    if (inet_pton(AF_INET6, v6, &a6) != 1) {
+      *why = "invalid IPv6 address in brackets";
+      return -1;
+    }
+    port = end + 2;
+  } else {
+    const char *colon = strrchr(s, ':');
+    if (!colon) {
+      *why = "missing port (expected host:port)";
+      return -1;
+    }
+    if (memchr(s, ':', (size_t)(colon - s))) {
+      *why = "an IPv6 address must be in brackets, as in [::1]:port";
+      return -1;
+    }
+    host = s;
+    hostlen = (size_t)(colon - s);
+    if (hostlen == 0) {
+      *why = "empty host";
+      return -1;
+    }
+    if (hostlen > 253) {
+      *why = "host name too long";
+      return -1;
+    }
+    for (size_t i = 0; i < hostlen; i++) {
+      char c = host[i];
+      if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+            (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) {
+        *why = "invalid character in host";
+        return -1;
+      }
+    }
+    port = colon + 1;
+  }
+
+  if (*port == '\0') {
+    *why = "missing port";
+    return -1;
+  }
+  unsigned long pv = 0;
+  for (const char *c = port; *c; c++) {
+    if (*c < '0' || *c > '9') {
+      *why = "port is not a decimal number";
+      return -1;
+    }
+    if (pv <= 65535)
+      pv = pv * 10 + (unsigned long)(*c - '0');
+  }
+  if (pv == 0 || pv > 65535) {
+    *why = "port out of range 1..65535";
+    return -1;
+  }
+
+  char *h = malloc(hostlen + 1);
+  if (!h)
+    return -2;
+  memcpy(h, host, hostlen);
+  h[hostlen] = '\0';
+  out->host = h;
+  out->port = (uint16_t)pv;
+  return 0;
+}
+
+static int cfg_get_addr(cfg_parser *p, const char *name, yaml_node_t *n,
+                        tg_addr *out) {
+  /* "[" 45-char IPv6 "]:" 5-digit port, or a 253-char name ":" port. */
+  char buf[272], q[CFG_QUOTE_BUF];
+  const char *why = "too long";
+  if (!cfg_expect_scalar(p, name, n, "a \"host:port\" string"))
+    return -1;
+  int rc = -1;
+  if (cfg_copy_scalar(n, buf, sizeof buf))
+    rc = cfg_parse_addr(buf, out, &why);
+  if (rc == -2) {
+    p->nomem = 1;
+    return -1;
+  }
+  if (rc < 0) {
+    cfg_error(p, n, "'%s' is not a valid address '%s': %s", name,
+              cfg_quote_node(n, q), why);
+    return -1;
+  }
+  return 0;
+}
+
+static void cfg_listen_tls(cfg_parser *p, yaml_node_t *n) {
+  enum { T_CERT, T_KEY, T_CA, T_REQUIRE, T_N };
+  cfg_field f[T_N] = {{.name = "cert_file"},
+                      {.name = "key_file"},
+                      {.name = "client_ca_file"},
+                      {.name = "require_client_cert"}};
+  tg_listen_tls *tls;
+
+  if (!cfg_expect_mapping(p, "listen.tls", n))
+    return;
+  cfg_collect(p, n, "listen.tls", f, T_N);
+  tls = calloc(1, sizeof *tls);
+  if (!tls) {
+    p->nomem = 1;
+    return;
+  }
+  p->cfg->listen_tls = tls;
+
+  if (f[T_CERT].val)
+    cfg_get_string(p, "listen.tls.cert_file", f[T_CERT].val, &tls->cert_file);
+  else
+    cfg_missing(p, n, "listen.tls", "cert_file", "");
+  if (f[T_KEY].val)
+    cfg_get_string(p, "listen.tls.key_file", f[T_KEY].val, &tls->key_file);
+  else
+    cfg_missing(p, n, "listen.tls", "key_file", "");
+  if (f[T_CA].val)
+    cfg_get_string(p, "listen.tls.client_ca_file", f[T_CA].val,
+                   &tls->client_ca_file);
+  if (f[T_REQUIRE].val)
+    cfg_get_bool(p, "listen.tls.require_client_cert", f[T_REQUIRE].val,
+                 &tls->require_client_cert);
+  if (tls->require_client_cert && !f[T_CA].val)
+    cfg_missing(p, n, "listen.tls", "client_ca_file",
+                " (required when require_client_cert is true)");
+}
+
+static void cfg_listen(cfg_parser *p, yaml_node_t *n) {
+  enum { L_ADDRESS, L_TLS, L_STREAMS, L_N };
+  cfg_field f[L_N] = {{.name = "address"},
+                      {.name = "tls"},
+                      {.name = "max_concurrent_streams"}};
+  uint64_t v;
+
+  if (!cfg_expect_mapping(p, "listen", n))
+    return;
+  cfg_collect(p, n, "listen", f, L_N);
+  if (f[L_ADDRESS].val)
+    cfg_get_addr(p, "listen.address", f[L_ADDRESS].val,
+                 &p->cfg->listen_address);
+  else
+    cfg_missing(p, n, "listen", "address", "");
+  if (f[L_TLS].val)
+    cfg_listen_tls(p, f[L_TLS].val);
+  if (f[L_STREAMS].val &&
+      cfg_get_uint(p, "listen.max_concurrent_streams", f[L_STREAMS].val, 1,
+                   1000000, &v))
+    p->cfg->max_concurrent_streams = (uint32_t)v;
+}
+
+static void cfg_upstream_addresses(cfg_parser *p, yaml_node_t *n) {
+  tg_config *cfg = p->cfg;
+  char name[64];
+
+  if (n->type == YAML_SCALAR_NODE && !cfg_is_null(n)) {
+    cfg->upstream_addresses = calloc(1, sizeof *cfg->upstream_addresses);
+    if (!cfg->upstream_addresses) {
+      p->nomem = 1;
+      return;
+    }
+    cfg->upstream_naddresses = 1;
+    cfg_get_addr(p, "upstream.addresses", n, &cfg->upstream_addresses[0]);
+    return;
+  }
+  if (n->type != YAML_SEQUENCE_NODE) {
+    cfg_error(p, n,
+              "'upstream.addresses' must be a sequence of \"host:port\" "
+              "strings, not %s",
+              cfg_kind(n));
+    return;
+  }
+  size_t count =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (count == 0) {
+    cfg_error(p, n, "'upstream.addresses' must not be empty");
+    return;
+  }
+  cfg->upstream_addresses = calloc(count, sizeof *cfg->upstream_addresses);
+  if (!cfg->upstream_addresses) {
+    p->nomem = 1;
+    return;
+  }
+  cfg->upstream_naddresses = count;
+  for (size_t i = 0; i < count; i++) {
+    yaml_node_t *item =
+        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
+    if (!item)
+      continue;
+    snprintf(name, sizeof name, "upstream.addresses[%zu]", i);
+    cfg_get_addr(p, name, item, &cfg->upstream_addresses[i]);
+  }
+}
+
+static void cfg_upstream_tls(cfg_parser *p, yaml_node_t *n) {
+  enum { T_CA, T_CERT, T_KEY, T_SNI, T_N };
+  cfg_field f[T_N] = {{.name = "ca_file"},
+                      {.name = "cert_file"},
+                      {.name = "key_file"},
+                      {.name = "server_name"}};
+  tg_upstream_tls *tls;
+
+  if (!cfg_expect_mapping(p, "upstream.tls", n))
+    return;
+  cfg_collect(p, n, "upstream.tls", f, T_N);
+  tls = calloc(1, sizeof *tls);
+  if (!tls) {
+    p->nomem = 1;
+    return;
+  }
+  p->cfg->upstream_tls = tls;
+
+  if (f[T_CA].val)
+    cfg_get_string(p, "upstream.tls.ca_file", f[T_CA].val, &tls->ca_file);
+  if (f[T_CERT].val)
+    cfg_get_string(p, "upstream.tls.cert_file", f[T_CERT].val,
+                   &tls->cert_file);
+  if (f[T_KEY].val)
+    cfg_get_string(p, "upstream.tls.key_file", f[T_KEY].val, &tls->key_file);
+  if (f[T_SNI].val)
+    cfg_get_string(p, "upstream.tls.server_name", f[T_SNI].val,
+                   &tls->server_name);
+  if (f[T_CERT].val && !f[T_KEY].val)
+    cfg_missing(p, n, "upstream.tls", "key_file",
+                " (required when cert_file is set)");
+  if (f[T_KEY].val && !f[T_CERT].val)
+    cfg_error(p, f[T_KEY].key,
+              "'upstream.tls.key_file' is set but 'cert_file' is missing");
+}
+
+static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
+  enum { U_ADDRESSES, U_TLS, U_MAXCONN, U_TIMEOUT, U_N };
+  cfg_field f[U_N] = {{.name = "addresses"},
+                      {.name = "tls"},
+                      {.name = "max_connections"},
+                      {.name = "connect_timeout"}};
+  uint64_t v;
+
+  if (!cfg_expect_mapping(p, "upstream", n))
+    return;
+  cfg_collect(p, n, "upstream", f, U_N);
+  if (f[U_ADDRESSES].val)
+    cfg_upstream_addresses(p, f[U_ADDRESSES].val);
+  else
+    cfg_missing(p, n, "upstream", "addresses", "");
+  if (f[U_TLS].val)
+    cfg_upstream_tls(p, f[U_TLS].val);
+  if (f[U_MAXCONN].val &&
+      cfg_get_uint(p, "upstream.max_connections", f[U_MAXCONN].val, 1, 1024,
+                   &v))
+    p->cfg->upstream_max_connections = (uint32_t)v;
+  if (f[U_TIMEOUT].val)
+    cfg_get_duration(p, "upstream.connect_timeout", f[U_TIMEOUT].val, 1,
+                     CFG_DAY_MS, "1ms and 24h",
+                     &p->cfg->upstream_connect_timeout_ms);
+}
+
+static void cfg_admin(cfg_parser *p, yaml_node_t *n) {
+  enum { A_ADDRESS, A_N };
+  cfg_field f[A_N] = {{.name = "address"}};
+  tg_config *cfg = p->cfg;
+
+  if (!cfg_expect_mapping(p, "admin", n))
+    return;
+  cfg_collect(p, n, "admin", f, A_N);
+  if (!f[A_ADDRESS].val) {
+    cfg_missing(p, n, "admin", "address", "");
+    return;
+  }
+  cfg->admin_address = calloc(1, sizeof *cfg->admin_address);
+  if (!cfg->admin_address) {
+    p->nomem = 1;
+    return;
+  }
+  if (cfg_get_addr(p, "admin.address", f[A_ADDRESS].val, cfg->admin_address) ==
+          0 &&
+      cfg->listen_address.host &&
+      strcmp(cfg->admin_address->host, cfg->listen_address.host) == 0 &&
+      cfg->admin_address->port == cfg->listen_address.port)
+    cfg_error(p, f[A_ADDRESS].val,
+              "'admin.address' must differ from 'listen.address'");
+}
+
+static void cfg_authorization(cfg_parser *p, yaml_node_t *n) {
+  enum { Z_MODE, Z_N };
+  cfg_field f[Z_N] = {{.name = "mode"}};
+  char q[CFG_QUOTE_BUF];
+
+  if (!cfg_expect_mapping(p, "authorization", n))
+    return;
+  cfg_collect(p, n, "authorization", f, Z_N);
+  yaml_node_t *v = f[Z_MODE].val;
+  if (!v || !cfg_expect_scalar(p, "authorization.mode", v, "a string"))
+    return;
+  if (cfg_scalar_is(v, "off"))
+    p->cfg->authz_mode = TG_AUTHZ_OFF;
+  else
+    cfg_error(p, v,
+              "'authorization.mode' must be 'off' (the only mode supported "
+              "so far), not '%s'",
+              cfg_quote_node(v, q));
+}
+
+static void cfg_logging(cfg_parser *p, yaml_node_t *n) {
+  enum { G_LEVEL, G_N };
+  cfg_field f[G_N] = {{.name = "level"}};
+  static const struct {
+    const char *name;
+    tg_log_level level;
+  } levels[] = {{"error", TG_LOG_ERROR},
+                {"warn", TG_LOG_WARN},
+                {"info", TG_LOG_INFO},
+                {"debug", TG_LOG_DEBUG}};
+  char q[CFG_QUOTE_BUF];
+
+  if (!cfg_expect_mapping(p, "logging", n))
+    return;
+  cfg_collect(p, n, "logging", f, G_N);
+  yaml_node_t *v = f[G_LEVEL].val;
+  if (!v || !cfg_expect_scalar(p, "logging.level", v, "a string"))
+    return;
+  for (size_t i = 0; i < sizeof levels / sizeof levels[0]; i++) {
+    if (cfg_scalar_is(v, levels[i].name)) {
+      p->cfg->log_level = levels[i].level;
+      return;
+    }
+  }
+  cfg_error(p, v,
+            "'logging.level' must be one of error, warn, info, debug, not "
+            "'%s'",
+            cfg_quote_node(v, q));
+}
+
+static void cfg_root(cfg_parser *p, yaml_node_t *root) {
+  enum { R_LISTEN, R_UPSTREAM, R_ADMIN, R_WORKERS, R_GRACE, R_AUTHZ,
+         R_LOGGING, R_N };
+  cfg_field f[R_N] = {{.name = "listen"},  {.name = "upstream"},
+                      {.name = "admin"},   {.name = "workers"},
+                      {.name = "shutdown_grace_period"},
+                      {.name = "authorization"},
+                      {.name = "logging"}};
+  uint64_t v;
+
+  if (root->type != YAML_MAPPING_NODE) {
+    cfg_error(p, root, "the document must be a mapping, not %s",
+              cfg_kind(root));
+    return;
+  }
+  cfg_collect(p, root, "", f, R_N);
+  /* listen before admin: admin compares its address with listen's. */
+  if (f[R_LISTEN].val)
+    cfg_listen(p, f[R_LISTEN].val);
+  else
+    cfg_missing(p, root, "", "listen", "");
+  if (f[R_UPSTREAM].val)
+    cfg_upstream(p, f[R_UPSTREAM].val);
+  else
+    cfg_missing(p, root, "", "upstream", "");
+  if (f[R_ADMIN].val)
+    cfg_admin(p, f[R_ADMIN].val);
+  if (f[R_WORKERS].val &&
+      cfg_get_uint(p, "workers", f[R_WORKERS].val, 0, 256, &v))
+    p->cfg->workers = (uint32_t)v;
+  if (f[R_GRACE].val)
+    cfg_get_duration(p, "shutdown_grace_period", f[R_GRACE].val, 0,
+                     CFG_DAY_MS, "0s and 24h", &p->cfg->shutdown_grace_ms);
+  if (f[R_AUTHZ].val)
+    cfg_authorization(p, f[R_AUTHZ].val);
+  if (f[R_LOGGING].val)
+    cfg_logging(p, f[R_LOGGING].val);
+}
+
+static void cfg_syntax_error(cfg_parser *p, const yaml_parser_t *yp,
+                             const char *buf, size_t len) {
+  const char *problem = yp->problem ? yp->problem : "unknown error";
+  size_t line, col;
+
+  if (yp->error == YAML_READER_ERROR) {
+    /* The reader reports a byte offset, not a mark. */
+    size_t end = yp->problem_offset < len ? yp->problem_offset : len;
+    line = 1;
+    col = 1;
+    for (size_t i = 0; i < end; i++) {
+      if (buf[i] == '\n') {
+        line++;
+        col = 1;
+      } else {
+        col++;
+      }
+    }
+  } else {
+    line = yp->problem_mark.line + 1;
+    col = yp->problem_mark.column + 1;
+  }
+  if (yp->context)
+    cfg_error_at(p, line, col, "YAML syntax error: %s (%s at %zu:%zu)",
+                 problem, yp->context, yp->context_mark.line + 1,
+                 yp->context_mark.column + 1);
+  else
+    cfg_error_at(p, line, col, "YAML syntax error: %s", problem);
+}
+
+int tg_config_parse(const char *buf, size_t len, const char *filename,
+                    tg_config **out, char **errors) {
+  cfg_parser p = {.filename = filename ? filename : "<config>"};
+  yaml_parser_t yp;
+  yaml_document_t doc, extra;
+  int have_parser = 0, have_doc = 0, have_extra = 0;
+  int rc = TG_CONFIG_ERR_INVALID;
+
+  *out = NULL;
+  if (errors)
+    *errors = NULL;
+
+  p.cfg = calloc(1, sizeof *p.cfg);
+  if (!p.cfg)
+    goto nomem;
+  p.cfg->max_concurrent_streams = 1000;
+  p.cfg->upstream_max_connections = 8;
+  p.cfg->upstream_connect_timeout_ms = 5000;
+  p.cfg->workers = 0;
+  p.cfg->shutdown_grace_ms = 30000;
+  p.cfg->authz_mode = TG_AUTHZ_OFF;
+  p.cfg->log_level = TG_LOG_INFO;
+
+  if (!yaml_parser_initialize(&yp))
+    goto nomem;
+  have_parser = 1;
+  yaml_parser_set_input_string(&yp, (const unsigned char *)(buf ? buf : ""),
+                               buf ? len : 0);
+  if (!yaml_parser_load(&yp, &doc))
+    goto syntax;
+  have_doc = 1;
+  p.doc = &doc;
+
+  yaml_node_t *root = yaml_document_get_root_node(&doc);
+  if (!root) {
+    cfg_error_at(&p, 1, 1,
+                 "the document is empty; expected a mapping with at least "
+                 "'listen' and 'upstream'");
+    goto fail;
+  }
+  /* A second document would be silently ignored; say so instead. */
+  if (!yaml_parser_load(&yp, &extra))
+    goto syntax;
+  have_extra = 1;
+  yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
+  if (extra_root)
+    cfg_error(&p, extra_root,
+              "only one YAML document is allowed in a configuration file");
+
+  cfg_root(&p, root);
+  if (p.nomem)
+    goto nomem;
+  if (p.nerrors)
+    goto fail;
+
+  *out = p.cfg;
+  p.cfg = NULL;
+  rc = 0;
+  goto done;
+
+syntax:
+  /* libyaml fails some allocations without setting an error. */
+  if (yp.error == YAML_MEMORY_ERROR || yp.error == YAML_NO_ERROR)
+    goto nomem;
+  cfg_syntax_error(&p, &yp, buf, buf ? len : 0);
+  rc = TG_CONFIG_ERR_SYNTAX;
+  if (p.nomem)
+    goto nomem;
+fail:
+  if (errors && !(*errors = cfg_join_errors(&p)))
+    goto nomem;
+  goto done;
+nomem:
+  rc = TG_CONFIG_ERR_NOMEM;
+  if (errors) {
+    cfg_buf b = {0};
+    /* Best effort: the contract promises a line, but memory is short. */
+    cfg_buf_append(&b, "%s: out of memory\n", p.filename);
+    *errors = b.data;
+  }
+done:
+  for (size_t i = 0; i < p.nmsgs; i++)
+    free(p.msgs[i].text);
+  free(p.msgs);
+  tg_config_free(p.cfg);
+  if (have_extra)
+    yaml_document_delete(&extra);
+  if (have_doc)
+    yaml_document_delete(&doc);
+  if (have_parser)
+    yaml_parser_delete(&yp);
+  return rc;
+}
+
+int tg_config_load_file(const char *path, tg_config **out, char **errors) {
+  cfg_buf eb = {0};
+  char *data = NULL, ebuf[128];
+  size_t len = 0;
+  int rc = TG_CONFIG_ERR_IO;
+  FILE *f;
+
+  *out = NULL;
+  if (errors)
+    *errors = NULL;
+
+  f = fopen(path, "rb");
+  if (!f) {
+    cfg_buf_append(&eb, "%s: cannot read: %s\n", path,
+                   strerror_r(errno, ebuf, sizeof ebuf));
+    goto fail;
+  }
+  /* One byte more than the limit tells "exactly 1 MiB" from "bigger". */
+  data = malloc(CFG_MAX_FILE_SIZE + 1);
+  if (!data) {
+    rc = TG_CONFIG_ERR_NOMEM;
+    cfg_buf_append(&eb, "%s: out of memory\n", path);
+    goto fail;
+  }
+  while (len < CFG_MAX_FILE_SIZE + 1) {
+    size_t n = fread(data + len, 1, CFG_MAX_FILE_SIZE + 1 - len, f);
+    if (n == 0)
+      break;
+    len += n;
+  }
+  if (ferror(f)) {
+    cfg_buf_append(&eb, "%s: cannot read: %s\n", path,
+                   strerror_r(errno, ebuf, sizeof ebuf));
+    goto fail;
+  }
+  if (len > CFG_MAX_FILE_SIZE) {
+    cfg_buf_append(&eb, "%s: cannot read: file is larger than %d bytes\n",
+                   path, CFG_MAX_FILE_SIZE);
+    goto fail;
+  }
+  rc = tg_config_parse(data, len, path, out, errors);
+  goto done;
+
+fail:
+  if (errors) {
+    *errors = eb.data;
+    eb.data = NULL;
+  }
+done:
+  free(eb.data);
+  free(data);
+  if (f)
+    fclose(f);
+  return rc;
+}
+
+int tg_config_parse_duration(const char *s, uint64_t *ms) {
+  uint64_t v = 0, unit;
+  const char *c = s;
+
+  if (!s || *c < '0' || *c > '9')
+    return -1;
+  for (; *c >= '0' && *c <= '9'; c++) {
+    unsigned d = (unsigned)(*c - '0');
+    if (v > (UINT64_MAX - d) / 10)
+      return -1;
+    v = v * 10 + d;
+  }
+  if (strcmp(c, "ms") == 0)
+    unit = 1;
+  else if (strcmp(c, "s") == 0)
+    unit = 1000;
+  else if (strcmp(c, "m") == 0)
+    unit = 60 * 1000;
+  else if (strcmp(c, "h") == 0)
+    unit = 60 * 60 * 1000;
+  else
+    return -1;
+  if (v > UINT64_MAX / unit)
+    return -1;
+  *ms = v * unit;
+  return 0;
+}
+
+int tg_config_parse_addr(const char *s, tg_addr *out, const char **err_desc) {
+  const char *why = NULL;
+  int rc = cfg_parse_addr(s, out, &why);
+  if (rc == 0)
+    return 0;
+  if (err_desc)
+    *err_desc = rc == -2 ? "out of memory" : why;
+  return -1;
+}
+
+void tg_config_free(tg_config *cfg) {
+  if (!cfg)
+    return;
+  free(cfg->listen_address.host);
+  if (cfg->listen_tls) {
+    free(cfg->listen_tls->cert_file);
+    free(cfg->listen_tls->key_file);
+    free(cfg->listen_tls->client_ca_file);
+    free(cfg->listen_tls);
+  }
+  for (size_t i = 0; i < cfg->upstream_naddresses; i++)
+    free(cfg->upstream_addresses[i].host);
+  free(cfg->upstream_addresses);
+  if (cfg->upstream_tls) {
+    free(cfg->upstream_tls->ca_file);
+    free(cfg->upstream_tls->cert_file);
+    free(cfg->upstream_tls->key_file);
+    free(cfg->upstream_tls->server_name);
+    free(cfg->upstream_tls);
+  }
+  if (cfg->admin_address) {
+    free(cfg->admin_address->host);
+    free(cfg->admin_address);
+  }
+  free(cfg);
+}

@@ -1,0 +1,188 @@
+#include "tg_conn.h"
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_downstream.h"
+#include "tg_log.h"
+#include "tg_upstream.h"
+#include "tg_worker.h"
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_h2conn *c = arg;
+  c->flush_pending = 0;
+  tg_conn_flush(c);
+}
+
+tg_h2conn *tg_conn_new(tg_worker *w, tg_conn_kind kind) {
+  tg_h2conn *c = calloc(1, sizeof(*c));
+  if (!c)
+    return NULL;
+  c->kind = kind;
+  c->w = w;
+  c->state = TG_CS_HANDSHAKE;
+  LIST_INIT(&c->relays);
+  c->flush_ev = event_new(w->base, -1, 0, flush_cb, c);
+  if (!c->flush_ev) {
+    free(c);
+    return NULL;
+  }
+  return c;
+}
+
+void tg_conn_schedule_flush(tg_h2conn *c) {
+  if (c->flush_pending)
+    return;
+  c->flush_pending = 1;
+  event_active(c->flush_ev, EV_WRITE, 0);
+}
+
+void tg_conn_close(tg_h2conn *c) {
+  c->closing = 1;
+  tg_conn_schedule_flush(c);
+}
+
+int tg_conn_flush(tg_h2conn *c) {
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  if (c->session) {
+    while (evbuffer_get_length(out) < TG_CONN_OUTBUF_HIGH) {
+      const uint8_t *data;
+      ssize_t n = nghttp2_session_mem_send(c->session, &data);
+      if (n < 0) {
+        tg_warn("%s %s: HTTP/2 send failed: %s",
+                c->kind == TG_CONN_DOWN ? "client" : "upstream", c->peer,
+                nghttp2_strerror((int)n));
+        tg_conn_free(c);
+        return -1;
+      }
+      if (n == 0)
+        break;
+      if (bufferevent_write(c->bev, data, (size_t)n) != 0) {
+        tg_conn_free(c);
+        return -1;
+      }
+    }
+    if (!nghttp2_session_want_read(c->session) &&
+        !nghttp2_session_want_write(c->session))
+      c->closing = 1;
+  }
+  if (c->closing && evbuffer_get_length(out) == 0) {
+    tg_conn_free(c);
+    return -1;
+  }
+  return 0;
+}
+
+int tg_conn_recv(tg_h2conn *c) {
+  struct evbuffer *in = bufferevent_get_input(c->bev);
+  if (c->state == TG_CS_REFUSING) {
+    evbuffer_drain(in, evbuffer_get_length(in));
+    return 0;
+  }
+  if (c->state == TG_CS_PREFACE) {
+    int rv = tg_down_check_preface(c);
+    if (rv <= 0)
+      return tg_conn_flush(c);
+  }
+  if (!c->session)
+    return 0;
+  size_t len;
+  while ((len = evbuffer_get_contiguous_space(in)) > 0) {
+    const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
+    c->in_recv = 1;
+    ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
+    c->in_recv = 0;
+    if (rv < 0) {
+      tg_info("%s %s: HTTP/2 error: %s",
+              c->kind == TG_CONN_DOWN ? "client" : "upstream", c->peer,
+              nghttp2_strerror((int)rv));
+      tg_conn_free(c);
+      return -1;
+    }
+    evbuffer_drain(in, len);
+  }
+  return tg_conn_flush(c);
+}
+
+void tg_conn_free(tg_h2conn *c) {
+  if (c->kind == TG_CONN_DOWN)
+    tg_down_teardown(c);
+  else
+    tg_up_teardown(c, c->closing ? "upstream connection closed"
+                                  : "upstream connection lost");
+  LIST_REMOVE(c, link);
+  if (c->session)
+    nghttp2_session_del(c->session);
+  if (c->bev)
+    bufferevent_free(c->bev);
+  if (c->timer)
+    event_free(c->timer);
+  event_free(c->flush_ev);
+  tg_worker *w = c->w;
+  tg_conn_kind kind = c->kind;
+  free(c);
+  if (kind == TG_CONN_DOWN)
+    tg_worker_down_closed(w);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg) {
+  tg_conn_recv(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg) {
+  tg_conn_flush(arg);
+}
+
+static void describe_error(tg_h2conn *c, short events, char *out,
+                           size_t outlen) {
+  unsigned long e = 0;
+  if (c->ssl)
+    e = bufferevent_get_openssl_error(c->bev);
+  if (e) {
+    char buf[200];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    snprintf(out, outlen, "TLS: %s", buf);
+  } else if (events & BEV_EVENT_TIMEOUT) {
+    snprintf(out, outlen, "timed out");
+  } else if (events & BEV_EVENT_EOF) {
+    snprintf(out, outlen, "closed by peer");
+  } else {
+    int err = EVUTIL_SOCKET_ERROR();
+    snprintf(out, outlen, "%s", err ? evutil_socket_error_to_string(err) : "error");
+  }
+}
+
+static void event_cb(struct bufferevent *bev, short events, void *arg) {
+  tg_h2conn *c = arg;
+  if (events & BEV_EVENT_CONNECTED) {
+    if (c->kind == TG_CONN_DOWN)
+      tg_down_on_connected(c);
+    else
+      tg_up_on_connected(c);
+    return;
+  }
+  if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
+    char why[256];
+    describe_error(c, events, why, sizeof(why));
+    if (c->kind == TG_CONN_DOWN) {
+      if (c->state == TG_CS_HANDSHAKE || c->state == TG_CS_PREFACE)
+        tg_info("client %s: connection refused during handshake: %s", c->peer, why);
+      else
+        tg_debug("client %s: %s", c->peer, why);
+    } else {
+      tg_warn("upstream %s: %s", c->peer, why);
+    }
+    tg_conn_free(c);
+  }
+}
+
+void tg_conn_attach_bev(tg_h2conn *c, struct bufferevent *bev) {
+  c->bev = bev;
+  bufferevent_setcb(bev, read_cb, write_cb, event_cb, c);
+  bufferevent_setwatermark(bev, EV_WRITE, TG_CONN_OUTBUF_HIGH / 4, 0);
+  bufferevent_enable(bev, EV_READ | EV_WRITE);
+}

@@ -1,0 +1,241 @@
+/* tgate: command line, start-up, signals and shutdown. */
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <getopt.h>
+#include <openssl/ssl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tg_admin.h"
+#include "tg_config.h"
+#include "tg_log.h"
+#include "tg_tls.h"
+#include "tg_worker.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: tgate -c FILE            run the gateway\n"
+          "       tgate --check-config -c FILE   validate FILE (and the files it names)\n"
+          "       tgate --version\n");
+}
+
+/* Builds the TLS contexts the configuration asks for. 0 or -1 (printed). */
+static int build_tls(const tg_config *cfg, SSL_CTX **server, SSL_CTX **client) {
+  char err[512];
+  *server = *client = NULL;
+  if (cfg->listen_tls) {
+    *server = tg_tls_server_ctx_new(cfg->listen_tls, err, sizeof(err));
+    if (!*server) {
+      fprintf(stderr, "tgate: listen.tls: %s\n", err);
+      return -1;
+    }
+  }
+  if (cfg->upstream_tls) {
+    *client = tg_tls_client_ctx_new(cfg->upstream_tls, err, sizeof(err));
+    if (!*client) {
+      fprintf(stderr, "tgate: upstream.tls: %s\n", err);
+      SSL_CTX_free(*server);
+      *server = NULL;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg) {
+  tg_app *app = arg;
+  if (sig == SIGHUP) {
+    tg_warn("SIGHUP: configuration reload is not supported yet; ignored");
+    return;
+  }
+  if (!atomic_exchange(&app->shutting_down, 1)) {
+    tg_info("%s: stopping; calls in flight have %llu ms to finish",
+            sig == SIGTERM ? "SIGTERM" : "SIGINT",
+            (unsigned long long)app->cfg->shutdown_grace_ms);
+    for (uint32_t i = 0; i < app->nworkers; i++)
+      tg_worker_shutdown(app->workers[i]);
+  } else {
+    tg_warn("second signal: closing every connection now");
+    for (uint32_t i = 0; i < app->nworkers; i++)
+      tg_worker_force(app->workers[i]);
+  }
+}
+
+static void worker_exit_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_app *app = arg;
+  if (atomic_load(&app->workers_running) == 0)
+    event_base_loopexit(app->base, NULL);
+}
+
+static const char *addr_str(const tg_addr *a, char *buf, size_t len) {
+  snprintf(buf, len, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host, a->port);
+  return buf;
+}
+
+static int run(const tg_config *cfg) {
+  int rc = 1;
+  tg_app app;
+  memset(&app, 0, sizeof(app));
+  app.cfg = cfg;
+  tg_admin *admin = NULL;
+  struct event *sigs[3] = {0};
+  char err[512], a1[300], a2[300];
+
+  if (build_tls(cfg, &app.server_ctx, &app.client_ctx) != 0)
+    return 1;
+  if (!cfg->listen_tls)
+    tg_warn("listen.tls is absent: serving plaintext h2c; credentials and "
+            "calls cross the network unencrypted");
+  if (!cfg->upstream_tls)
+    tg_info("upstream.tls is absent: talking h2c to the frontend");
+
+  app.nworkers = cfg->workers;
+  if (app.nworkers == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    app.nworkers = n > 0 ? (uint32_t)n : 1;
+  }
+  app.base = event_base_new();
+  app.workers = calloc(app.nworkers, sizeof(*app.workers));
+  if (!app.base || !app.workers)
+    goto end;
+  app.worker_exit_ev = event_new(app.base, -1, 0, worker_exit_cb, &app);
+  if (!app.worker_exit_ev)
+    goto end;
+
+  for (uint32_t i = 0; i < app.nworkers; i++) {
+    int fd = tg_worker_listen_socket(&cfg->listen_address, err, sizeof(err));
+    if (fd < 0) {
+      tg_err("%s", err);
+      goto end;
+    }
+    app.workers[i] = tg_worker_new(&app, (int)i, fd);
+    if (!app.workers[i]) {
+      tg_err("cannot create worker %u", i);
+      goto end;
+    }
+  }
+  if (cfg->admin_address) {
+    admin = tg_admin_new(&app, cfg->admin_address, err, sizeof(err));
+    if (!admin) {
+      tg_err("%s", err);
+      goto end;
+    }
+  }
+  const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+  for (int i = 0; i < 3; i++) {
+    sigs[i] = evsignal_new(app.base, signums[i], signal_cb, &app);
+    if (!sigs[i] || event_add(sigs[i], NULL) != 0)
+      goto end;
+  }
+  for (uint32_t i = 0; i < app.nworkers; i++) {
+    if (tg_worker_start(app.workers[i]) != 0) {
+      tg_err("cannot start worker thread %u", i);
+      for (uint32_t j = 0; j < i; j++)
+        tg_worker_force(app.workers[j]);
+      goto end;
+    }
+  }
+  tg_info("tgate %s: listening on %s (%s), %u worker(s), upstream %s%s%s", TG_VERSION,
+          addr_str(&cfg->listen_address, a1, sizeof(a1)),
+          !cfg->listen_tls ? "h2c"
+          : cfg->listen_tls->require_client_cert ? "TLS, client certificate required"
+          : cfg->listen_tls->client_ca_file ? "TLS, client certificate verified if sent"
+                                            : "TLS",
+          app.nworkers, addr_str(&cfg->upstream_addresses[0], a2, sizeof(a2)),
+          cfg->upstream_naddresses > 1 ? " (and more)" : "",
+          cfg->upstream_tls ? " over TLS" : " over h2c");
+  if (cfg->admin_address)
+    tg_info("admin: http://%s/health/ready", addr_str(cfg->admin_address, a1, sizeof(a1)));
+  event_base_dispatch(app.base);
+  rc = 0;
+end:
+  for (uint32_t i = 0; app.workers && i < app.nworkers; i++)
+    tg_worker_join_free(app.workers[i]);
+  tg_info("stopped");
+  tg_admin_free(admin);
+  for (int i = 0; i < 3; i++)
+    if (sigs[i])
+      event_free(sigs[i]);
+  if (app.worker_exit_ev)
+    event_free(app.worker_exit_ev);
+  free(app.workers);
+  if (app.base)
+    event_base_free(app.base);
+  SSL_CTX_free(app.server_ctx);
+  SSL_CTX_free(app.client_ctx);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  const char *file = NULL;
+  int check = 0;
+  static const struct option opts[] = {
+      {"config", required_argument, NULL, 'c'},
+      {"check-config", no_argument, NULL, 'C'},
+      {"version", no_argument, NULL, 'V'},
+      {"help", no_argument, NULL, 'h'},
+      {NULL, 0, NULL, 0},
+  };
+  int ch;
+  while ((ch = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'c':
+      file = optarg;
+      break;
+    case 'C':
+      check = 1;
+      break;
+    case 'V':
+      printf("tgate %s (nghttp2 %s, %s, libevent %s)\n", TG_VERSION,
+             nghttp2_version(0)->version_str, OpenSSL_version(OPENSSL_VERSION),
+             event_get_version());
+      return 0;
+    case 'h':
+      usage(stdout);
+      return 0;
+    default:
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (!file || optind != argc) {
+    usage(stderr);
+    return 2;
+  }
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  if (tg_config_load_file(file, &cfg, &errors) != 0) {
+    fputs(errors ? errors : "tgate: cannot load configuration\n", stderr);
+    fprintf(stderr, "tgate: configuration %s is invalid\n", file);
+    free(errors);
+    return 1;
+  }
+  free(errors);
+  if (check) {
+    SSL_CTX *s, *c;
+    int rv = build_tls(cfg, &s, &c);
+    SSL_CTX_free(s);
+    SSL_CTX_free(c);
+    tg_config_free(cfg);
+    if (rv != 0) {
+      fprintf(stderr, "tgate: configuration %s is invalid\n", file);
+      return 1;
+    }
+    printf("tgate: configuration %s is valid\n", file);
+    return 0;
+  }
+  tg_log_set_level(cfg->log_level);
+  signal(SIGPIPE, SIG_IGN);
+  if (evthread_use_pthreads() != 0) {
+    fprintf(stderr, "tgate: libevent has no thread support\n");
+    tg_config_free(cfg);
+    return 1;
+  }
+  int rc = run(cfg);
+  tg_config_free(cfg);
+  libevent_global_shutdown();
+  return rc;
+}

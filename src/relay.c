@@ -1,0 +1,522 @@
+#include "tg_relay.h"
+
+#include <event2/buffer.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_authz.h"
+#include "tg_conn.h"
+#include "tg_grpc.h"
+#include "tg_log.h"
+#include "tg_upstream.h"
+#include "tg_worker.h"
+
+tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
+  tg_relay *r = calloc(1, sizeof(*r));
+  if (!r)
+    return NULL;
+  r->req_body = evbuffer_new();
+  r->resp_body = evbuffer_new();
+  if (!r->req_body || !r->resp_body) {
+    if (r->req_body)
+      evbuffer_free(r->req_body);
+    if (r->resp_body)
+      evbuffer_free(r->resp_body);
+    free(r);
+    return NULL;
+  }
+  r->w = down->w;
+  r->down = down;
+  r->down_sid = sid;
+  r->down_open = 1;
+  tg_hdrs_init(&r->req_hdrs);
+  tg_hdrs_init(&r->req_trailers);
+  tg_hdrs_init(&r->resp_hdrs);
+  tg_hdrs_init(&r->resp_trailers);
+  LIST_INSERT_HEAD(&down->relays, r, down_link);
+  return r;
+}
+
+static void relay_free(tg_relay *r) {
+  if (r->pend_timer)
+    event_free(r->pend_timer);
+  evbuffer_free(r->req_body);
+  evbuffer_free(r->resp_body);
+  tg_hdrs_clear(&r->req_hdrs);
+  tg_hdrs_clear(&r->req_trailers);
+  tg_hdrs_clear(&r->resp_hdrs);
+  tg_hdrs_clear(&r->resp_trailers);
+  free(r);
+}
+
+static void maybe_free(tg_relay *r) {
+  if (!r->down_open && !r->up_open && !r->pending)
+    relay_free(r);
+}
+
+/* Hop-by-hop fields never cross the gateway (RFC 9113 8.2.2); nghttp2 already
+ * refuses most of them on receipt, this keeps the rule in one place. */
+static int is_hop_by_hop(const nghttp2_nv *nv) {
+  static const char *const names[] = {"connection", "keep-alive",
+                                      "proxy-connection", "transfer-encoding",
+                                      "upgrade"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    size_t n = strlen(names[i]);
+    if (nv->namelen == n && memcmp(nv->name, names[i], n) == 0)
+      return 1;
+  }
+  if (nv->namelen == 2 && memcmp(nv->name, "te", 2) == 0)
+    return !(nv->valuelen == 8 && memcmp(nv->value, "trailers", 8) == 0);
+  return 0;
+}
+
+/* Builds the forwarded view of h in place: hop-by-hop fields removed.
+ * Returns the count, or -1 when memory runs out. */
+static ssize_t forward_nv(tg_hdrs *h, nghttp2_nv **out) {
+  nghttp2_nv *nv = tg_hdrs_nv(h);
+  if (!nv)
+    return -1;
+  size_t n = 0;
+  for (size_t i = 0; i < h->n; i++)
+    if (!is_hop_by_hop(&nv[i]))
+      nv[n++] = nv[i];
+  *out = nv;
+  return (ssize_t)n;
+}
+
+/* Credits n bytes taken from body back to the connection they came from,
+ * less what was credited in advance. */
+static void credit(tg_h2conn *from, int32_t sid, size_t *preconsumed,
+                   size_t n) {
+  size_t pre = n < *preconsumed ? n : *preconsumed;
+  *preconsumed -= pre;
+  n -= pre;
+  if (n && from && from->session) {
+    nghttp2_session_consume(from->session, sid, n);
+    tg_conn_schedule_flush(from);
+  }
+}
+
+static ssize_t body_read(nghttp2_session *session, int32_t stream_id,
+                         uint8_t *buf, size_t length, uint32_t *flags,
+                         struct evbuffer *body, int eof, tg_hdrs *trailers,
+                         tg_h2conn *from, int32_t from_sid,
+                         size_t *preconsumed) {
+  size_t avail = evbuffer_get_length(body);
+  size_t n = avail < length ? avail : length;
+  if (n) {
+    evbuffer_remove(body, buf, n);
+    credit(from, from_sid, preconsumed, n);
+  }
+  if (n == avail && eof) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (trailers->n) {
+      nghttp2_nv *nv;
+      ssize_t cnt = forward_nv(trailers, &nv);
+      if (cnt < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      if (nghttp2_submit_trailer(session, stream_id, nv, (size_t)cnt) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    return (ssize_t)n;
+  }
+  if (n == 0)
+    return NGHTTP2_ERR_DEFERRED;
+  return (ssize_t)n;
+}
+
+static ssize_t req_read_cb(nghttp2_session *session, int32_t stream_id,
+                           uint8_t *buf, size_t length, uint32_t *flags,
+                           nghttp2_data_source *source, void *user_data) {
+  tg_relay *r = source->ptr;
+  ssize_t n = body_read(session, stream_id, buf, length, flags, r->req_body,
+                        r->req_eof, &r->req_trailers, r->down, r->down_sid,
+                        &r->req_preconsumed);
+  return n;
+}
+
+static ssize_t resp_read_cb(nghttp2_session *session, int32_t stream_id,
+                            uint8_t *buf, size_t length, uint32_t *flags,
+                            nghttp2_data_source *source, void *user_data) {
+  tg_relay *r = source->ptr;
+  ssize_t n = body_read(session, stream_id, buf, length, flags, r->resp_body,
+                        r->resp_eof, &r->resp_trailers, r->up, r->up_sid,
+                        &r->resp_preconsumed);
+  if (n > 0)
+    r->resp_bytes += (size_t)n;
+  return n;
+}
+
+/* Request body bytes no one has credited yet. */
+static size_t req_uncredited(const tg_relay *r) {
+  size_t len = evbuffer_get_length(r->req_body);
+  return len > r->req_preconsumed ? len - r->req_preconsumed : 0;
+}
+
+void tg_relay_reply(tg_relay *r, int grpc_status, const char *msg) {
+  tg_h2conn *d = r->down;
+  if (r->pending)
+    tg_uppool_unqueue(r->w->pool, r);
+  r->state = TG_RS_LOCAL;
+  if (!d || !r->down_open || r->resp_hdrs_sent)
+    return;
+  tg_hdrs h;
+  tg_hdrs_init(&h);
+  nghttp2_nv *nv;
+  if (tg_grpc_trailers_only(&h, grpc_status, msg) != 0 || !(nv = tg_hdrs_nv(&h))) {
+    nghttp2_submit_rst_stream(d->session, NGHTTP2_FLAG_NONE, r->down_sid,
+                              NGHTTP2_INTERNAL_ERROR);
+  } else {
+    nghttp2_submit_response(d->session, r->down_sid, nv, h.n, NULL);
+    r->resp_hdrs_sent = 1;
+    if (!r->req_eof) {
+      /* RFC 9113 8.1: a complete response may be followed by RST_STREAM
+       * NO_ERROR so the client stops sending a body no one will read. */
+      size_t unc = req_uncredited(r);
+      if (unc)
+        nghttp2_session_consume(d->session, r->down_sid, unc);
+      nghttp2_submit_rst_stream(d->session, NGHTTP2_FLAG_NONE, r->down_sid,
+                                NGHTTP2_NO_ERROR);
+    }
+  }
+  evbuffer_drain(r->req_body, evbuffer_get_length(r->req_body));
+  r->req_preconsumed = 0;
+  tg_hdrs_clear(&h);
+  tg_conn_schedule_flush(d);
+}
+
+int tg_relay_down_header(tg_relay *r, const uint8_t *name, size_t namelen,
+                         const uint8_t *value, size_t valuelen, uint8_t flags) {
+  tg_hdrs *h = r->req_hdrs_done ? &r->req_trailers : &r->req_hdrs;
+  if (tg_hdrs_size(h) + namelen + valuelen + 32 > TG_RELAY_MAX_HEADER_LIST)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (tg_hdrs_add(h, name, namelen, value, valuelen,
+                  flags & NGHTTP2_NV_FLAG_NO_INDEX) != 0)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  return 0;
+}
+
+static void submit_http_status(tg_relay *r, const char *status) {
+  nghttp2_nv nv[] = {
+      {(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE},
+  };
+  nghttp2_submit_response(r->down->session, r->down_sid, nv, 1, NULL);
+  r->resp_hdrs_sent = 1;
+  r->state = TG_RS_LOCAL;
+  if (!r->req_eof)
+    nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE,
+                              r->down_sid, NGHTTP2_NO_ERROR);
+}
+
+/* Asks the authorizer; acts on ALLOW and DENY. */
+static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
+                   int compressed, int have_msg) {
+  tg_call_info call = {0};
+  size_t plen = 0;
+  call.headers = &r->req_hdrs;
+  call.path = tg_hdrs_get(&r->req_hdrs, ":path", &plen);
+  call.path_len = plen;
+  call.msg = msg;
+  call.msg_len = msglen;
+  call.msg_compressed = compressed;
+  call.have_msg = have_msg;
+  call.ssl = r->down ? r->down->ssl : NULL;
+  tg_verdict v = {TG_GRPC_PERMISSION_DENIED, "denied"};
+  switch (tg_authz_decide(r->w->cfg, &call, &v)) {
+  case TG_AUTHZ_ALLOW:
+    r->state = TG_RS_PENDING;
+    tg_uppool_submit(r->w->pool, r);
+    return;
+  case TG_AUTHZ_NEED_MESSAGE:
+    if (!have_msg) {
+      r->state = TG_RS_HOLD;
+      return;
+    }
+    v.grpc_status = TG_GRPC_INTERNAL;
+    v.message = "authorization undecided";
+    break;
+  case TG_AUTHZ_DENY:
+    break;
+  }
+  tg_relay_reply(r, v.grpc_status, v.message);
+}
+
+/* In HOLD: decides once the first message is complete or the request ended. */
+static void hold_check(tg_relay *r) {
+  size_t len = evbuffer_get_length(r->req_body);
+  uint8_t prefix[TG_GRPC_PREFIX_LEN];
+  int compressed = 0;
+  uint32_t msglen = 0;
+  int rv = 0;
+  if (len >= TG_GRPC_PREFIX_LEN) {
+    evbuffer_copyout(r->req_body, prefix, sizeof(prefix));
+    rv = tg_grpc_read_prefix(prefix, sizeof(prefix), &compressed, &msglen);
+  }
+  if (rv < 0) {
+    tg_relay_reply(r, TG_GRPC_INVALID_ARGUMENT, "malformed gRPC message prefix");
+    return;
+  }
+  if (rv == 1 && msglen > TG_RELAY_HOLD_MAX - TG_GRPC_PREFIX_LEN) {
+    tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED,
+                   "first message too large to inspect");
+    return;
+  }
+  if (rv == 1 && len >= TG_GRPC_PREFIX_LEN + (size_t)msglen) {
+    uint8_t *p = evbuffer_pullup(r->req_body, TG_GRPC_PREFIX_LEN + msglen);
+    if (!p) {
+      tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+      return;
+    }
+    decide(r, p + TG_GRPC_PREFIX_LEN, msglen, compressed, 1);
+  } else if (r->req_eof) {
+    decide(r, NULL, 0, 0, 1);
+  }
+}
+
+int tg_relay_down_headers_done(tg_relay *r, int end_stream) {
+  size_t mlen = 0, ctlen = 0;
+  r->req_hdrs_done = 1;
+  if (end_stream)
+    r->req_eof = 1;
+  const char *method = tg_hdrs_get(&r->req_hdrs, ":method", &mlen);
+  const char *ct = tg_hdrs_get(&r->req_hdrs, "content-type", &ctlen);
+  if (!method || mlen != 4 || memcmp(method, "POST", 4) != 0) {
+    submit_http_status(r, "405");
+    tg_conn_schedule_flush(r->down);
+    return 0;
+  }
+  if (!ct || !tg_grpc_is_content_type(ct, ctlen)) {
+    submit_http_status(r, "415");
+    tg_conn_schedule_flush(r->down);
+    return 0;
+  }
+  decide(r, NULL, 0, 0, 0);
+  return 0;
+}
+
+int tg_relay_down_trailers_done(tg_relay *r) { return tg_relay_down_eof(r); }
+
+static void resume_up(tg_relay *r) {
+  if (r->state == TG_RS_FORWARDING && r->up && r->up_open) {
+    nghttp2_session_resume_data(r->up->session, r->up_sid);
+    tg_conn_schedule_flush(r->up);
+  }
+}
+
+int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
+  r->req_bytes += len;
+  if (r->state == TG_RS_LOCAL) {
+    nghttp2_session_consume(r->down->session, r->down_sid, len);
+    return 0;
+  }
+  if (evbuffer_add(r->req_body, data, len) != 0)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (r->state == TG_RS_HOLD) {
+    if (evbuffer_get_length(r->req_body) > TG_RELAY_HOLD_MAX) {
+      tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED,
+                     "first message too large to inspect");
+      return 0;
+    }
+    /* Credit now: the first message may be larger than the stream window. */
+    nghttp2_session_consume(r->down->session, r->down_sid, len);
+    r->req_preconsumed += len;
+    hold_check(r);
+    return 0;
+  }
+  resume_up(r);
+  return 0;
+}
+
+int tg_relay_down_eof(tg_relay *r) {
+  r->req_eof = 1;
+  if (r->state == TG_RS_HOLD)
+    hold_check(r);
+  else
+    resume_up(r);
+  return 0;
+}
+
+void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
+  tg_h2conn *d = r->down;
+  if (!r->down_open)
+    return;
+  r->down_open = 0;
+  LIST_REMOVE(r, down_link);
+  if (d && d->session) {
+    size_t unc = req_uncredited(r);
+    if (unc)
+      nghttp2_session_consume_connection(d->session, unc);
+  }
+  r->down = NULL;
+  if (r->pending)
+    tg_uppool_unqueue(r->w->pool, r);
+  if (r->up_open && r->up) {
+    /* The client is gone or cancelled: the upstream call is cancelled too. */
+    nghttp2_submit_rst_stream(r->up->session, NGHTTP2_FLAG_NONE, r->up_sid,
+                              NGHTTP2_CANCEL);
+    tg_conn_schedule_flush(r->up);
+  }
+  if (error_code != NGHTTP2_NO_ERROR)
+    tg_debug("stream %d from %s closed by client (code %u)", r->down_sid,
+             d ? d->peer : "?", error_code);
+  maybe_free(r);
+}
+
+int tg_relay_forward(tg_relay *r, tg_h2conn *up) {
+  nghttp2_nv *nv;
+  ssize_t n = forward_nv(&r->req_hdrs, &nv);
+  if (n < 0)
+    return -1;
+  nghttp2_data_provider prd = {.source.ptr = r, .read_callback = req_read_cb};
+  int body = !(r->req_eof && evbuffer_get_length(r->req_body) == 0 &&
+               r->req_trailers.n == 0);
+  int32_t sid =
+      nghttp2_submit_request(up->session, NULL, nv, (size_t)n, body ? &prd : NULL, r);
+  if (sid < 0) {
+    tg_debug("upstream %s refused a new stream: %s", up->peer,
+             nghttp2_strerror(sid));
+    return -1;
+  }
+  r->up = up;
+  r->up_sid = sid;
+  r->up_open = 1;
+  r->state = TG_RS_FORWARDING;
+  up->nstreams++;
+  LIST_INSERT_HEAD(&up->relays, r, up_link);
+  tg_conn_schedule_flush(up);
+  return 0;
+}
+
+int tg_relay_up_header(tg_relay *r, int trailer, const uint8_t *name,
+                       size_t namelen, const uint8_t *value, size_t valuelen,
+                       uint8_t flags) {
+  tg_hdrs *h = trailer ? &r->resp_trailers : &r->resp_hdrs;
+  if (tg_hdrs_size(h) + namelen + valuelen + 32 > TG_RELAY_MAX_HEADER_LIST)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (tg_hdrs_add(h, name, namelen, value, valuelen,
+                  flags & NGHTTP2_NV_FLAG_NO_INDEX) != 0)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  return 0;
+}
+
+static void resume_down(tg_relay *r) {
+  if (r->down && r->down_open && r->resp_hdrs_sent) {
+    nghttp2_session_resume_data(r->down->session, r->down_sid);
+    tg_conn_schedule_flush(r->down);
+  }
+}
+
+int tg_relay_up_headers_done(tg_relay *r, int trailer, int end_stream) {
+  if (trailer) {
+    r->resp_eof = 1;
+    resume_down(r);
+    return 0;
+  }
+  size_t slen = 0;
+  const char *status = tg_hdrs_get(&r->resp_hdrs, ":status", &slen);
+  if (status && slen == 3 && status[0] == '1') {
+    tg_hdrs_clear(&r->resp_hdrs); /* interim response: wait for the final one */
+    return 0;
+  }
+  r->resp_hdrs_done = 1;
+  if (end_stream)
+    r->resp_eof = 1;
+  if (!r->down || !r->down_open || r->state != TG_RS_FORWARDING)
+    return 0;
+  nghttp2_nv *nv;
+  ssize_t n = forward_nv(&r->resp_hdrs, &nv);
+  if (n < 0)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  nghttp2_data_provider prd = {.source.ptr = r, .read_callback = resp_read_cb};
+  int rv = nghttp2_submit_response(r->down->session, r->down_sid, nv, (size_t)n,
+                                   end_stream ? NULL : &prd);
+  if (rv != 0) {
+    tg_warn("cannot submit response on stream %d: %s", r->down_sid,
+            nghttp2_strerror(rv));
+    nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE, r->down_sid,
+                              NGHTTP2_INTERNAL_ERROR);
+  }
+  r->resp_hdrs_sent = 1;
+  tg_conn_schedule_flush(r->down);
+  return 0;
+}
+
+int tg_relay_up_data(tg_relay *r, const uint8_t *data, size_t len) {
+  if (!r->down_open) {
+    nghttp2_session_consume(r->up->session, r->up_sid, len);
+    return 0;
+  }
+  if (evbuffer_add(r->resp_body, data, len) != 0)
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  resume_down(r);
+  return 0;
+}
+
+int tg_relay_up_eof(tg_relay *r) {
+  r->resp_eof = 1;
+  resume_down(r);
+  return 0;
+}
+
+/* Unlinks r from its upstream connection, crediting back what the upstream
+ * sent that the client has not read yet (the stream is gone, the connection
+ * window must not shrink). */
+static void up_unlink(tg_relay *r) {
+  tg_h2conn *u = r->up;
+  r->up_open = 0;
+  LIST_REMOVE(r, up_link);
+  if (u) {
+    size_t len = evbuffer_get_length(r->resp_body);
+    size_t unc = len > r->resp_preconsumed ? len - r->resp_preconsumed : 0;
+    if (unc && u->session)
+      nghttp2_session_consume_connection(u->session, unc);
+    r->resp_preconsumed = len;
+    if (u->nstreams)
+      u->nstreams--;
+  }
+  r->up = NULL;
+}
+
+void tg_relay_up_closed(tg_relay *r, uint32_t error_code) {
+  if (!r->up_open)
+    return;
+  up_unlink(r);
+  if (r->down && r->down_open) {
+    if (error_code == NGHTTP2_NO_ERROR && r->resp_eof) {
+      /* normal end: the client side finishes from resp_body */
+    } else if (error_code == NGHTTP2_NO_ERROR) {
+      nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE,
+                                r->down_sid, NGHTTP2_INTERNAL_ERROR);
+      tg_conn_schedule_flush(r->down);
+    } else {
+      /* The upstream reset the stream: so does the gateway, with its code
+       * (REFUSED_STREAM lets the client retry transparently). */
+      nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE,
+                                r->down_sid, error_code);
+      tg_conn_schedule_flush(r->down);
+    }
+  }
+  maybe_free(r);
+}
+
+void tg_relay_up_failed(tg_relay *r, const char *why) {
+  if (r->up_open)
+    up_unlink(r);
+  if (r->down && r->down_open && !r->resp_eof) {
+    if (!r->resp_hdrs_sent) {
+      tg_relay_reply(r, TG_GRPC_UNAVAILABLE, why);
+    } else {
+      tg_hdrs_clear(&r->resp_trailers);
+      if (tg_grpc_trailers(&r->resp_trailers, TG_GRPC_UNAVAILABLE, why) != 0) {
+        nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE,
+                                  r->down_sid, NGHTTP2_INTERNAL_ERROR);
+        tg_conn_schedule_flush(r->down);
+      } else {
+        r->resp_eof = 1;
+        resume_down(r);
+      }
+    }
+  }
+  maybe_free(r);
+}

@@ -1,0 +1,208 @@
+#include "tg_worker.h"
+
+#include <errno.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tg_conn.h"
+#include "tg_downstream.h"
+#include "tg_log.h"
+#include "tg_upstream.h"
+
+int tg_worker_listen_socket(const tg_addr *addr, char *err, size_t errlen) {
+  struct addrinfo hints = {0}, *res = NULL;
+  char port[8];
+  snprintf(port, sizeof(port), "%u", addr->port);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  int rv = getaddrinfo(addr->host, port, &hints, &res);
+  if (rv != 0) {
+    snprintf(err, errlen, "cannot resolve %s: %s", addr->host, gai_strerror(rv));
+    return -1;
+  }
+  int fd = -1;
+  for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0)
+      continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6)
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+      break;
+    snprintf(err, errlen, "cannot listen on %s:%u: %s", addr->host, addr->port,
+             strerror(errno));
+    close(fd);
+    fd = -1;
+  }
+  freeaddrinfo(res);
+  if (fd >= 0)
+    evutil_make_socket_nonblocking(fd);
+  return fd;
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
+                      struct sockaddr *sa, int salen, void *arg) {
+  tg_worker *w = arg;
+  evutil_make_socket_nonblocking(fd);
+  tg_down_accept(w, fd, sa, salen);
+}
+
+static void accept_error_cb(struct evconnlistener *l, void *arg) {
+  int err = EVUTIL_SOCKET_ERROR();
+  tg_warn("accept failed: %s", evutil_socket_error_to_string(err));
+  /* EMFILE and friends: keep listening, the next accept may succeed. */
+}
+
+static void finish(tg_worker *w) {
+  event_base_loopexit(w->base, NULL);
+}
+
+static void maybe_done(tg_worker *w) {
+  if (w->shutting_down && w->ndown == 0) {
+    tg_uppool_shutdown(w->pool);
+    finish(w);
+  }
+}
+
+void tg_worker_down_closed(tg_worker *w) {
+  w->ndown--;
+  maybe_done(w);
+}
+
+static void force_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_worker *w = arg;
+  tg_h2conn *c;
+  if (w->listener) {
+    evconnlistener_free(w->listener);
+    w->listener = NULL;
+  }
+  w->shutting_down = 1;
+  while ((c = LIST_FIRST(&w->downconns)) != NULL)
+    tg_conn_free(c);
+  finish(w);
+}
+
+static void shutdown_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_worker *w = arg;
+  if (w->shutting_down)
+    return;
+  w->shutting_down = 1;
+  if (w->listener) {
+    evconnlistener_free(w->listener);
+    w->listener = NULL;
+  }
+  tg_h2conn *c, *next;
+  for (c = LIST_FIRST(&w->downconns); c; c = next) {
+    next = LIST_NEXT(c, link);
+    tg_down_goaway(c);
+  }
+  struct timeval tv = {(time_t)(w->cfg->shutdown_grace_ms / 1000),
+                       (suseconds_t)(w->cfg->shutdown_grace_ms % 1000) * 1000};
+  event_add(w->grace_ev, &tv);
+  maybe_done(w);
+}
+
+static void grace_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_worker *w = arg;
+  if (w->ndown)
+    tg_warn("worker %d: grace period over; closing %u connection(s) with calls "
+            "in flight", w->id, w->ndown);
+  force_cb(fd, what, arg);
+}
+
+tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
+  tg_worker *w = calloc(1, sizeof(*w));
+  if (!w) {
+    close(listen_fd);
+    return NULL;
+  }
+  w->id = id;
+  w->app = app;
+  w->cfg = app->cfg;
+  w->listen_fd = listen_fd;
+  LIST_INIT(&w->downconns);
+  w->base = event_base_new();
+  if (!w->base)
+    goto fail;
+  w->shutdown_ev = event_new(w->base, -1, 0, shutdown_cb, w);
+  w->force_ev = event_new(w->base, -1, 0, force_cb, w);
+  w->grace_ev = evtimer_new(w->base, grace_cb, w);
+  if (!w->shutdown_ev || !w->force_ev || !w->grace_ev)
+    goto fail;
+  w->listener = evconnlistener_new(w->base, accept_cb, w,
+                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                                   -1, listen_fd);
+  if (!w->listener)
+    goto fail;
+  w->listen_fd = -1;
+  evconnlistener_set_error_cb(w->listener, accept_error_cb);
+  w->pool = tg_uppool_new(w);
+  if (!w->pool)
+    goto fail;
+  return w;
+fail:
+  if (w->listen_fd >= 0)
+    close(w->listen_fd);
+  w->listen_fd = -1;
+  tg_worker_join_free(w);
+  return NULL;
+}
+
+static void *worker_main(void *arg) {
+  tg_worker *w = arg;
+  tg_uppool_start(w->pool);
+  event_base_dispatch(w->base);
+  /* Whatever is left (grace period over, or forced) goes now. */
+  tg_h2conn *c;
+  while ((c = LIST_FIRST(&w->downconns)) != NULL)
+    tg_conn_free(c);
+  tg_uppool_free(w->pool);
+  w->pool = NULL;
+  /* Let bufferevents' deferred frees run. */
+  event_base_loop(w->base, EVLOOP_NONBLOCK);
+  atomic_fetch_sub(&w->app->workers_running, 1);
+  event_active(w->app->worker_exit_ev, EV_READ, 0);
+  return NULL;
+}
+
+int tg_worker_start(tg_worker *w) {
+  atomic_fetch_add(&w->app->workers_running, 1);
+  if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    atomic_fetch_sub(&w->app->workers_running, 1);
+    return -1;
+  }
+  return 0;
+}
+
+void tg_worker_shutdown(tg_worker *w) { event_active(w->shutdown_ev, EV_READ, 0); }
+
+void tg_worker_force(tg_worker *w) { event_active(w->force_ev, EV_READ, 0); }
+
+void tg_worker_join_free(tg_worker *w) {
+  if (!w)
+    return;
+  if (w->thread)
+    pthread_join(w->thread, NULL);
+  if (w->listener)
+    evconnlistener_free(w->listener);
+  if (w->pool)
+    tg_uppool_free(w->pool);
+  if (w->shutdown_ev)
+    event_free(w->shutdown_ev);
+  if (w->force_ev)
+    event_free(w->force_ev);
+  if (w->grace_ev)
+    event_free(w->grace_ev);
+  if (w->base)
+    event_base_free(w->base);
+  free(w);
+}
