@@ -1,6 +1,7 @@
 # tgate build. `make` -> build/tgate; `make test` runs the whole suite;
 # `make asan` builds build-asan/tgate; `make fuzz` runs every fuzzer briefly.
 PREFIX ?= /usr/local
+SHELL := /bin/bash
 CC ?= cc
 PKGS := libevent_core libevent_extra libevent_openssl libevent_pthreads libnghttp2 openssl yaml-0.1
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -21,7 +22,7 @@ OBJS := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
 LIB_OBJS := $(LIB_SRCS:src/%.c=$(BUILD)/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
-.PHONY: all install test unit asan fuzz clean format format-check deps bench
+.PHONY: all install test unit asan fuzz fuzz-one clean format format-check deps bench
 
 all: $(BUILD)/tgate
 
@@ -50,15 +51,23 @@ asan:
 	  LDFLAGS="-fsanitize=address,undefined" build-asan/tgate $(UNIT_SRCS:tests/unit/%.c=build-asan/unit/%)
 
 FUZZ_TIME ?= 20
-fuzz:
+FUZZ_FLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard include/*.h)
 	@mkdir -p build-fuzz
-	@set -e; for f in $(FUZZ_SRCS); do n=$$(basename $$f .c); \
-	  clang -O1 -g -std=c11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -o build-fuzz/$$n $$f $(LIB_SRCS) $(PKG_LIBS) -pthread; \
-	  mkdir -p tests/fuzz/corpus/$$n; \
-	  echo "fuzz $$n for $(FUZZ_TIME)s"; \
-	  build-fuzz/$$n -max_total_time=$(FUZZ_TIME) -print_final_stats=0 tests/fuzz/corpus/$$n 2>&1 | tail -2; \
-	done
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -pthread
+
+# Runs one harness (FUZZ_TARGET) on a scratch copy of its committed corpus.
+fuzz-one: build-fuzz/$(FUZZ_TARGET)
+	@rm -rf build-fuzz/corpus-$(FUZZ_TARGET) && mkdir -p build-fuzz/corpus-$(FUZZ_TARGET)
+	@cp tests/fuzz/corpus/$(FUZZ_TARGET)/* build-fuzz/corpus-$(FUZZ_TARGET)/ 2>/dev/null || true
+	@echo "fuzz $(FUZZ_TARGET) for $(FUZZ_TIME)s"
+	@build-fuzz/$(FUZZ_TARGET) -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+	  -artifact_prefix=build-fuzz/$(FUZZ_TARGET)- build-fuzz/corpus-$(FUZZ_TARGET) 2>&1 | \
+	  grep -E 'Done|stat::number_of_executed_units|ERROR|SUMMARY|crash' ; \
+	  exit $${PIPESTATUS[0]}
+
+fuzz:
+	@set -e; for f in $(FUZZ_SRCS); do $(MAKE) -s fuzz-one FUZZ_TARGET=$$(basename $$f .c); done
 
 deps:
 	scripts/install-deps.sh
