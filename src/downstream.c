@@ -24,9 +24,9 @@ static const char http1_refusal[] =
     "HTTP/1.1 505 HTTP Version Not Supported\r\n"
     "Content-Type: text/plain\r\n"
     "Connection: close\r\n"
-    "Content-Length: 43\r\n"
+    "Content-Length: 42\r\n"
     "\r\n"
-    "tgate speaks HTTP/2 (gRPC) only; use h2.\r\n\r\n";
+    "tgate speaks HTTP/2 (gRPC) only; use h2.\r\n";
 
 static void format_peer(const struct sockaddr *sa, char *out, size_t outlen) {
   char host[INET6_ADDRSTRLEN] = "?";
@@ -113,6 +113,22 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
 
 /* nghttp2 copies the callbacks into each session; the set is built per
  * session so no global state outlives the workers. */
+/* A call answered locally while the client was still sending gets
+ * RST_STREAM(NO_ERROR) once the response is out (RFC 9113 8.1), so the client
+ * stops sending a body no one will read. Submitting the reset together with
+ * the response would make nghttp2 drop the response. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
+  tg_relay *r = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (r && r->state == TG_RS_LOCAL && !r->req_eof)
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                              NGHTTP2_NO_ERROR);
+  return 0;
+}
+
 static nghttp2_session_callbacks *server_callbacks(void) {
   nghttp2_session_callbacks *cbs;
   if (nghttp2_session_callbacks_new(&cbs) != 0)
@@ -122,6 +138,7 @@ static nghttp2_session_callbacks *server_callbacks(void) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   return cbs;
 }
 

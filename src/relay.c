@@ -170,15 +170,11 @@ void tg_relay_reply(tg_relay *r, int grpc_status, const char *msg) {
   } else {
     nghttp2_submit_response(d->session, r->down_sid, nv, h.n, NULL);
     r->resp_hdrs_sent = 1;
-    if (!r->req_eof) {
-      /* RFC 9113 8.1: a complete response may be followed by RST_STREAM
-       * NO_ERROR so the client stops sending a body no one will read. */
-      size_t unc = req_uncredited(r);
-      if (unc)
-        nghttp2_session_consume(d->session, r->down_sid, unc);
-      nghttp2_submit_rst_stream(d->session, NGHTTP2_FLAG_NONE, r->down_sid,
-                                NGHTTP2_NO_ERROR);
-    }
+    /* The rest of the request body is discarded as it comes; the reset that
+     * stops it follows the response (tg_downstream's on_frame_send). */
+    size_t unc = req_uncredited(r);
+    if (unc)
+      nghttp2_session_consume(d->session, r->down_sid, unc);
   }
   evbuffer_drain(r->req_body, evbuffer_get_length(r->req_body));
   r->req_preconsumed = 0;
@@ -201,12 +197,9 @@ static void submit_http_status(tg_relay *r, const char *status) {
   nghttp2_nv nv[] = {
       {(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE},
   };
+  r->state = TG_RS_LOCAL;
   nghttp2_submit_response(r->down->session, r->down_sid, nv, 1, NULL);
   r->resp_hdrs_sent = 1;
-  r->state = TG_RS_LOCAL;
-  if (!r->req_eof)
-    nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE,
-                              r->down_sid, NGHTTP2_NO_ERROR);
 }
 
 /* Asks the authorizer; acts on ALLOW and DENY. */

@@ -1,0 +1,238 @@
+'use strict';
+// TLS on both sides of tgate: client certificates (mTLS), ALPN, HTTP/1.x refusal, protocol
+// versions; and tgate as an mTLS client of a TLS frontend, with server name verification.
+
+const { test, describe, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const net = require('node:net');
+const tls = require('node:tls');
+const { startFrontend } = require('../frontend/frontend.js');
+const h = require('./lib/harness.js');
+
+const T = 20_000 * h.SLOW;
+const INFO = `/${h.WS}/GetSystemInfo`;
+const EMPTY = h.encode('workflowservice.v1.GetSystemInfoRequest', {});
+
+/**
+ * Opens a TLS (or, with opts.plain, TCP) connection, optionally writes `send` once connected,
+ * and collects everything until the peer closes. Resolves
+ * {secure, alpn, error, data, closed} — never rejects; bounded by ms.
+ */
+function rawExchange(port, opts, send, ms = 5000) {
+  return new Promise((resolve) => {
+    const out = { secure: false, alpn: null, error: null, data: '', closed: false };
+    const s = opts.plain
+      ? net.connect({ host: '127.0.0.1', port })
+      : tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ...opts });
+    const t = setTimeout(() => {
+      s.destroy();
+      resolve(out);
+    }, ms);
+    s.on(opts.plain ? 'connect' : 'secureConnect', () => {
+      out.secure = !opts.plain;
+      out.alpn = s.alpnProtocol;
+      if (send) s.write(send);
+    });
+    s.on('data', (d) => (out.data += d.toString('latin1')));
+    s.on('error', (e) => (out.error = e));
+    s.on('close', () => {
+      clearTimeout(t);
+      out.closed = true;
+      resolve(out);
+    });
+  });
+}
+
+/** Checks tgate's HTTP/1.1 refusal: status 505, a well-formed message, then the close. */
+function assert505(out) {
+  assert.equal(out.error, null, `no error expected, got ${out.error}`);
+  assert.ok(out.closed, 'tgate closed the connection');
+  assert.match(out.data, /^HTTP\/1\.1 505 HTTP Version Not Supported\r\n/);
+  const split = out.data.indexOf('\r\n\r\n');
+  assert.ok(split > 0, 'a complete header block');
+  const head = out.data.slice(0, split);
+  const body = Buffer.from(out.data.slice(split + 4), 'latin1');
+  assert.match(head, /\r\nConnection: close/i);
+  const cl = /\r\nContent-Length: (\d+)/i.exec(head);
+  assert.ok(cl, 'Content-Length present');
+  assert.equal(body.length, Number(cl[1]), `body is ${body.length} bytes but Content-Length says ${cl[1]}: ${JSON.stringify(body.toString())}`);
+}
+
+const HTTP1_GET = 'GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: tgate-test\r\n\r\n';
+
+describe('downstream mTLS (require_client_cert)', () => {
+  let fe;
+  let tg;
+  let c;
+
+  before(async () => {
+    c = h.certs();
+    fe = await startFrontend({ host: '127.0.0.1', port: 0 });
+    tg = await h.startTgate({ upstream: fe.port, tls: true });
+  });
+
+  after(async () => {
+    try {
+      if (tg) await tg.stop();
+    } finally {
+      if (fe) await fe.close();
+    }
+  });
+
+  /**
+   * Asserts that a client with these TLS credentials gets no HTTP/2 response: the handshake
+   * fails, or the session dies before any response headers. Returns how it failed.
+   */
+  async function assertRefused(creds) {
+    const calls = fe.calls.length;
+    let s;
+    try {
+      s = await h.h2connect(tg.port, { tls: { ca: c.ca, ...creds }, ms: 3000 });
+    } catch (e) {
+      return `handshake: ${e.code || e.message}`;
+    }
+    try {
+      const r = await h.unaryCall(s, INFO, EMPTY, {}, { timeoutMs: 3000 });
+      assert.equal(r.headers, null, `no response expected, got ${JSON.stringify(r.headers)}`);
+      assert.ok(r.error || r.rstCode, 'the stream failed');
+      return `session: ${(r.error && r.error.code) || r.rstCode}`;
+    } finally {
+      s.destroy();
+      assert.equal(fe.calls.length, calls, 'nothing reached the frontend');
+    }
+  }
+
+  test('worker-a certificate: calls work', { timeout: T }, async () => {
+    const s = await h.h2connect(tg.port, { tls: { ca: c.ca, ...c.pair('worker-a') } });
+    try {
+      assert.equal(s.alpnProtocol, 'h2');
+      const r = await h.unaryCall(s, INFO, EMPTY);
+      assert.equal(r.status, 0);
+      const info = h.decodeResponse('workflowservice.v1.GetSystemInfoResponse', r.data);
+      assert.equal(info.serverVersion, '1.24.0-tgate-dev');
+      // worker-b too
+      const s2 = await h.h2connect(tg.port, { tls: { ca: c.ca, ...c.pair('worker-b') } });
+      assert.equal((await h.unaryCall(s2, INFO, EMPTY)).status, 0);
+      await h.closeSessions([s2]);
+    } finally {
+      await h.closeSessions([s]);
+    }
+  });
+
+  test('no client certificate: refused', { timeout: T }, async (t) => {
+    t.diagnostic(await assertRefused({}));
+  });
+
+  test('certificate from a foreign CA (other-client): refused', { timeout: T }, async (t) => {
+    t.diagnostic(await assertRefused(c.pair('other-client')));
+  });
+
+  test('expired client certificate: refused', { timeout: T }, async (t) => {
+    t.diagnostic(await assertRefused(c.pair('expired-client')));
+  });
+
+  test('a client offering only ALPN http/1.1 fails the handshake', { timeout: T }, async () => {
+    const out = await rawExchange(tg.port, { ca: c.ca, ...c.pair('worker-a'), ALPNProtocols: ['http/1.1'] });
+    assert.equal(out.secure, false, `handshake must fail (ALPN ${out.alpn})`);
+    assert.ok(out.error, 'handshake error');
+    assert.match(String(out.error.code || out.error.message), /NO_APPLICATION_PROTOCOL|alert/i);
+  });
+
+  test('a TLS client without ALPN speaking HTTP/1.1 gets 505 and is closed', { timeout: T }, async () => {
+    const out = await rawExchange(tg.port, { ca: c.ca, ...c.pair('worker-a') }, HTTP1_GET);
+    assert.ok(out.secure, 'handshake completes without ALPN');
+    assert505(out);
+  });
+
+  test('TLS 1.1 is refused', { timeout: T }, async (t) => {
+    const opts = { ca: c.ca, ...c.pair('worker-a'), minVersion: 'TLSv1.1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' };
+    const out = await rawExchange(tg.port, opts);
+    if (out.error && /NO_PROTOCOLS_AVAILABLE|UNSUPPORTED_PROTOCOL/.test(out.error.code || '')) {
+      t.skip(`this Node/OpenSSL cannot offer TLS 1.1 (${out.error.code})`);
+      return;
+    }
+    assert.equal(out.secure, false, 'TLS 1.1 handshake must fail');
+    assert.ok(out.error);
+    assert.match(out.error.code || out.error.message, /PROTOCOL_VERSION|alert/i, 'refused by the server');
+  });
+});
+
+describe('plaintext h2c listener', () => {
+  let tg;
+
+  before(async () => {
+    tg = await h.startTgate({ upstream: await h.freePort(), waitReady: false });
+  });
+
+  after(async () => {
+    if (tg) await tg.stop();
+  });
+
+  test('plaintext HTTP/1.1 gets 505 and is closed', { timeout: T }, async () => {
+    assert505(await rawExchange(tg.port, { plain: true }, HTTP1_GET));
+  });
+});
+
+describe('upstream over mTLS', () => {
+  let feTls;
+  const tgates = [];
+
+  before(async () => {
+    const c = h.certs();
+    feTls = await startFrontend({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: c.file('server.pem'), key: c.file('server.key'), ca: c.file('ca.pem'), requireClientCert: true },
+    });
+  });
+
+  after(async () => {
+    try {
+      await h.stopAll(tgates);
+    } finally {
+      if (feTls) await feTls.close();
+    }
+  });
+
+  test('tgate presents its client certificate and calls succeed', { timeout: T }, async () => {
+    const tg = await h.startTgate({ upstream: feTls.port, upstreamTls: true });
+    tgates.push(tg);
+    const s = await h.h2connect(tg.port);
+    try {
+      const r = await h.unaryCall(s, `/${h.WS}/DescribeNamespace`, h.describeNs('tls-up'));
+      assert.equal(r.status, 0);
+      const rec = await feTls.waitForCall((x) => x.namespace === 'tls-up', 2000);
+      assert.equal(rec.auth.transportSecurityType, 'ssl');
+      assert.equal(rec.auth.peerCertificate.subject.CN, 'tgate-gateway');
+      assert.equal(rec.auth.peerCertificate.subject.O, 'tgate');
+    } finally {
+      await h.closeSessions([s]);
+    }
+  });
+
+  test('a wrong server_name fails verification: calls get UNAVAILABLE', { timeout: T }, async () => {
+    const c = h.certs();
+    const tg = await h.startTgate({
+      upstream: feTls.port,
+      upstreamTls: { ca_file: c.file('ca.pem'), cert_file: c.file('gateway-client.pem'), key_file: c.file('gateway-client.key'), server_name: 'wrong.example' },
+      waitReady: false,
+      connectTimeout: '1s',
+    });
+    tgates.push(tg);
+    const calls = feTls.calls.length;
+    const s = await h.h2connect(tg.port);
+    try {
+      // Let the first connection attempts fail.
+      await h.waitFor(() => /upstream .*(TLS|certificate|verify)/i.test(tg.log()), 3000 * h.SLOW, 'a TLS failure in the log');
+      const t0 = Date.now();
+      const r = await h.unaryCall(s, `/${h.WS}/DescribeNamespace`, h.describeNs('wrong-name'), {}, { timeoutMs: 5000 });
+      assert.ok(Date.now() - t0 < 3000 * h.SLOW, 'answered promptly');
+      assert.ok(r.headers, `response headers received (got none; stream reset with code ${r.rstCode})`);
+      assert.equal(r.status, 14, `status ${r.status} ${r.message}`);
+      assert.equal(feTls.calls.length, calls, 'nothing reached the frontend');
+      assert.equal((await h.httpGet(tg.adminPort, '/health/ready')).status, 503);
+    } finally {
+      await h.closeSessions([s]);
+    }
+  });
+});
