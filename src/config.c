@@ -23,6 +23,10 @@
 #define CFG_QUOTE_MAX 64
 #define CFG_QUOTE_BUF (CFG_QUOTE_MAX * 4 + 4)
 #define CFG_DAY_MS (24ULL * 60 * 60 * 1000)
+/* Far beyond what the schema needs (4 levels, a handful of anchors), far
+ * below what makes libyaml slow; see cfg_prescan(). */
+#define CFG_MAX_DEPTH 64
+#define CFG_MAX_ANCHORS 256
 
 typedef struct cfg_buf {
   char *data;
@@ -155,8 +159,8 @@ nomem:
   return NULL;
 }
 
-#define cfg_error(p, node, ...)                                               \
-  cfg_error_at((p), (node)->start_mark.line + 1,                              \
+#define cfg_error(p, node, ...)                                                \
+  cfg_error_at((p), (node)->start_mark.line + 1,                               \
                (node)->start_mark.column + 1, __VA_ARGS__)
 
 /* Renders user text for a message: control bytes escaped so that every error
@@ -304,8 +308,7 @@ static void cfg_missing(cfg_parser *p, yaml_node_t *map, const char *path,
   if (path[0])
     cfg_error(p, map, "missing required key '%s' in '%s'%s", key, path, why);
   else
-    cfg_error(p, map, "missing required key '%s' at the top level%s", key,
-              why);
+    cfg_error(p, map, "missing required key '%s' at the top level%s", key, why);
 }
 
 static void cfg_get_string(cfg_parser *p, const char *name, yaml_node_t *n,
@@ -570,9 +573,8 @@ static void cfg_listen_tls(cfg_parser *p, yaml_node_t *n) {
 
 static void cfg_listen(cfg_parser *p, yaml_node_t *n) {
   enum { L_ADDRESS, L_TLS, L_STREAMS, L_N };
-  cfg_field f[L_N] = {{.name = "address"},
-                      {.name = "tls"},
-                      {.name = "max_concurrent_streams"}};
+  cfg_field f[L_N] = {
+      {.name = "address"}, {.name = "tls"}, {.name = "max_concurrent_streams"}};
   uint64_t v;
 
   if (!cfg_expect_mapping(p, "listen", n))
@@ -585,9 +587,8 @@ static void cfg_listen(cfg_parser *p, yaml_node_t *n) {
     cfg_missing(p, n, "listen", "address", "");
   if (f[L_TLS].val)
     cfg_listen_tls(p, f[L_TLS].val);
-  if (f[L_STREAMS].val &&
-      cfg_get_uint(p, "listen.max_concurrent_streams", f[L_STREAMS].val, 1,
-                   1000000, &v))
+  if (f[L_STREAMS].val && cfg_get_uint(p, "listen.max_concurrent_streams",
+                                       f[L_STREAMS].val, 1, 1000000, &v))
     p->cfg->max_concurrent_streams = (uint32_t)v;
 }
 
@@ -655,8 +656,7 @@ static void cfg_upstream_tls(cfg_parser *p, yaml_node_t *n) {
   if (f[T_CA].val)
     cfg_get_string(p, "upstream.tls.ca_file", f[T_CA].val, &tls->ca_file);
   if (f[T_CERT].val)
-    cfg_get_string(p, "upstream.tls.cert_file", f[T_CERT].val,
-                   &tls->cert_file);
+    cfg_get_string(p, "upstream.tls.cert_file", f[T_CERT].val, &tls->cert_file);
   if (f[T_KEY].val)
     cfg_get_string(p, "upstream.tls.key_file", f[T_KEY].val, &tls->key_file);
   if (f[T_SNI].val)
@@ -687,9 +687,8 @@ static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
     cfg_missing(p, n, "upstream", "addresses", "");
   if (f[U_TLS].val)
     cfg_upstream_tls(p, f[U_TLS].val);
-  if (f[U_MAXCONN].val &&
-      cfg_get_uint(p, "upstream.max_connections", f[U_MAXCONN].val, 1, 1024,
-                   &v))
+  if (f[U_MAXCONN].val && cfg_get_uint(p, "upstream.max_connections",
+                                       f[U_MAXCONN].val, 1, 1024, &v))
     p->cfg->upstream_max_connections = (uint32_t)v;
   if (f[U_TIMEOUT].val)
     cfg_get_duration(p, "upstream.connect_timeout", f[U_TIMEOUT].val, 1,
@@ -774,10 +773,20 @@ static void cfg_logging(cfg_parser *p, yaml_node_t *n) {
 }
 
 static void cfg_root(cfg_parser *p, yaml_node_t *root) {
-  enum { R_LISTEN, R_UPSTREAM, R_ADMIN, R_WORKERS, R_GRACE, R_AUTHZ,
-         R_LOGGING, R_N };
-  cfg_field f[R_N] = {{.name = "listen"},  {.name = "upstream"},
-                      {.name = "admin"},   {.name = "workers"},
+  enum {
+    R_LISTEN,
+    R_UPSTREAM,
+    R_ADMIN,
+    R_WORKERS,
+    R_GRACE,
+    R_AUTHZ,
+    R_LOGGING,
+    R_N
+  };
+  cfg_field f[R_N] = {{.name = "listen"},
+                      {.name = "upstream"},
+                      {.name = "admin"},
+                      {.name = "workers"},
                       {.name = "shutdown_grace_period"},
                       {.name = "authorization"},
                       {.name = "logging"}};
@@ -804,19 +813,23 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
       cfg_get_uint(p, "workers", f[R_WORKERS].val, 0, 256, &v))
     p->cfg->workers = (uint32_t)v;
   if (f[R_GRACE].val)
-    cfg_get_duration(p, "shutdown_grace_period", f[R_GRACE].val, 0,
-                     CFG_DAY_MS, "0s and 24h", &p->cfg->shutdown_grace_ms);
+    cfg_get_duration(p, "shutdown_grace_period", f[R_GRACE].val, 0, CFG_DAY_MS,
+                     "0s and 24h", &p->cfg->shutdown_grace_ms);
   if (f[R_AUTHZ].val)
     cfg_authorization(p, f[R_AUTHZ].val);
   if (f[R_LOGGING].val)
     cfg_logging(p, f[R_LOGGING].val);
 }
 
-static void cfg_syntax_error(cfg_parser *p, const yaml_parser_t *yp,
-                             const char *buf, size_t len) {
+/* Reports why libyaml failed; returns the TG_CONFIG_ERR_* code. */
+static int cfg_yaml_error(cfg_parser *p, const yaml_parser_t *yp,
+                          const char *buf, size_t len) {
   const char *problem = yp->problem ? yp->problem : "unknown error";
   size_t line, col;
 
+  /* libyaml fails some allocations without setting an error. */
+  if (yp->error == YAML_MEMORY_ERROR || yp->error == YAML_NO_ERROR)
+    return TG_CONFIG_ERR_NOMEM;
   if (yp->error == YAML_READER_ERROR) {
     /* The reader reports a byte offset, not a mark. */
     size_t end = yp->problem_offset < len ? yp->problem_offset : len;
@@ -835,11 +848,85 @@ static void cfg_syntax_error(cfg_parser *p, const yaml_parser_t *yp,
     col = yp->problem_mark.column + 1;
   }
   if (yp->context)
-    cfg_error_at(p, line, col, "YAML syntax error: %s (%s at %zu:%zu)",
-                 problem, yp->context, yp->context_mark.line + 1,
+    cfg_error_at(p, line, col, "YAML syntax error: %s (%s at %zu:%zu)", problem,
+                 yp->context, yp->context_mark.line + 1,
                  yp->context_mark.column + 1);
   else
     cfg_error_at(p, line, col, "YAML syntax error: %s", problem);
+  return TG_CONFIG_ERR_SYNTAX;
+}
+
+/* Walks the event stream before composing, to refuse what would make libyaml
+ * slow: its scanner rescans the whole flow-nesting stack for every token and
+ * its composer looks anchors up linearly, so a few hundred KiB of "[[[[" or
+ * of anchors and aliases would otherwise take minutes. Stopping early here
+ * also stops the scanner early. */
+static int cfg_prescan(cfg_parser *p, const char *buf, size_t len) {
+  yaml_parser_t yp;
+  yaml_event_t ev;
+  size_t depth = 0, anchors = 0, aliases = 0;
+  int rc;
+
+  if (!yaml_parser_initialize(&yp))
+    return TG_CONFIG_ERR_NOMEM;
+  yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
+  for (;;) {
+    if (!yaml_parser_parse(&yp, &ev)) {
+      rc = cfg_yaml_error(p, &yp, buf, len);
+      break;
+    }
+    yaml_event_type_t type = ev.type;
+    yaml_mark_t mark = ev.start_mark;
+    const yaml_char_t *anchor = NULL;
+    switch (type) {
+    case YAML_SEQUENCE_START_EVENT:
+      depth++;
+      anchor = ev.data.sequence_start.anchor;
+      break;
+    case YAML_MAPPING_START_EVENT:
+      depth++;
+      anchor = ev.data.mapping_start.anchor;
+      break;
+    case YAML_SEQUENCE_END_EVENT:
+    case YAML_MAPPING_END_EVENT:
+      depth--;
+      break;
+    case YAML_SCALAR_EVENT:
+      anchor = ev.data.scalar.anchor;
+      break;
+    case YAML_ALIAS_EVENT:
+      aliases++;
+      break;
+    default:
+      break;
+    }
+    if (anchor)
+      anchors++;
+    yaml_event_delete(&ev);
+
+    rc = TG_CONFIG_ERR_INVALID;
+    if (depth > CFG_MAX_DEPTH) {
+      cfg_error_at(p, mark.line + 1, mark.column + 1,
+                   "nesting is deeper than %d levels", CFG_MAX_DEPTH);
+      break;
+    }
+    if (anchors > CFG_MAX_ANCHORS) {
+      cfg_error_at(p, mark.line + 1, mark.column + 1, "more than %d anchors",
+                   CFG_MAX_ANCHORS);
+      break;
+    }
+    if (aliases > CFG_MAX_ANCHORS) {
+      cfg_error_at(p, mark.line + 1, mark.column + 1, "more than %d aliases",
+                   CFG_MAX_ANCHORS);
+      break;
+    }
+    if (type == YAML_STREAM_END_EVENT) {
+      rc = 0;
+      break;
+    }
+  }
+  yaml_parser_delete(&yp);
+  return rc;
 }
 
 int tg_config_parse(const char *buf, size_t len, const char *filename,
@@ -848,15 +935,21 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   yaml_parser_t yp;
   yaml_document_t doc, extra;
   int have_parser = 0, have_doc = 0, have_extra = 0;
-  int rc = TG_CONFIG_ERR_INVALID;
+  int rc;
 
   *out = NULL;
   if (errors)
     *errors = NULL;
+  if (!buf) {
+    buf = "";
+    len = 0;
+  }
 
   p.cfg = calloc(1, sizeof *p.cfg);
-  if (!p.cfg)
-    goto nomem;
+  if (!p.cfg) {
+    rc = TG_CONFIG_ERR_NOMEM;
+    goto done;
+  }
   p.cfg->max_concurrent_streams = 1000;
   p.cfg->upstream_max_connections = 8;
   p.cfg->upstream_connect_timeout_ms = 5000;
@@ -865,13 +958,20 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   p.cfg->authz_mode = TG_AUTHZ_OFF;
   p.cfg->log_level = TG_LOG_INFO;
 
-  if (!yaml_parser_initialize(&yp))
-    goto nomem;
+  rc = cfg_prescan(&p, buf, len);
+  if (rc < 0)
+    goto done;
+
+  if (!yaml_parser_initialize(&yp)) {
+    rc = TG_CONFIG_ERR_NOMEM;
+    goto done;
+  }
   have_parser = 1;
-  yaml_parser_set_input_string(&yp, (const unsigned char *)(buf ? buf : ""),
-                               buf ? len : 0);
-  if (!yaml_parser_load(&yp, &doc))
-    goto syntax;
+  yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
+  if (!yaml_parser_load(&yp, &doc)) {
+    rc = cfg_yaml_error(&p, &yp, buf, len);
+    goto done;
+  }
   have_doc = 1;
   p.doc = &doc;
 
@@ -880,11 +980,14 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
     cfg_error_at(&p, 1, 1,
                  "the document is empty; expected a mapping with at least "
                  "'listen' and 'upstream'");
-    goto fail;
+    rc = TG_CONFIG_ERR_INVALID;
+    goto done;
   }
   /* A second document would be silently ignored; say so instead. */
-  if (!yaml_parser_load(&yp, &extra))
-    goto syntax;
+  if (!yaml_parser_load(&yp, &extra)) {
+    rc = cfg_yaml_error(&p, &yp, buf, len);
+    goto done;
+  }
   have_extra = 1;
   yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
   if (extra_root)
@@ -892,37 +995,24 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
               "only one YAML document is allowed in a configuration file");
 
   cfg_root(&p, root);
-  if (p.nomem)
-    goto nomem;
-  if (p.nerrors)
-    goto fail;
+  rc = p.nerrors ? TG_CONFIG_ERR_INVALID : 0;
 
-  *out = p.cfg;
-  p.cfg = NULL;
-  rc = 0;
-  goto done;
-
-syntax:
-  /* libyaml fails some allocations without setting an error. */
-  if (yp.error == YAML_MEMORY_ERROR || yp.error == YAML_NO_ERROR)
-    goto nomem;
-  cfg_syntax_error(&p, &yp, buf, buf ? len : 0);
-  rc = TG_CONFIG_ERR_SYNTAX;
-  if (p.nomem)
-    goto nomem;
-fail:
-  if (errors && !(*errors = cfg_join_errors(&p)))
-    goto nomem;
-  goto done;
-nomem:
-  rc = TG_CONFIG_ERR_NOMEM;
-  if (errors) {
-    cfg_buf b = {0};
-    /* Best effort: the contract promises a line, but memory is short. */
-    cfg_buf_append(&b, "%s: out of memory\n", p.filename);
-    *errors = b.data;
-  }
 done:
+  if (p.nomem)
+    rc = TG_CONFIG_ERR_NOMEM;
+  if (rc == 0) {
+    *out = p.cfg;
+    p.cfg = NULL;
+  } else if (errors) {
+    if (rc != TG_CONFIG_ERR_NOMEM && !(*errors = cfg_join_errors(&p)))
+      rc = TG_CONFIG_ERR_NOMEM;
+    if (rc == TG_CONFIG_ERR_NOMEM) {
+      cfg_buf b = {0};
+      /* Best effort: the contract promises a line, but memory is short. */
+      cfg_buf_append(&b, "%s: out of memory\n", p.filename);
+      *errors = b.data;
+    }
+  }
   for (size_t i = 0; i < p.nmsgs; i++)
     free(p.msgs[i].text);
   free(p.msgs);
@@ -972,8 +1062,8 @@ int tg_config_load_file(const char *path, tg_config **out, char **errors) {
     goto fail;
   }
   if (len > CFG_MAX_FILE_SIZE) {
-    cfg_buf_append(&eb, "%s: cannot read: file is larger than %d bytes\n",
-                   path, CFG_MAX_FILE_SIZE);
+    cfg_buf_append(&eb, "%s: cannot read: file is larger than %d bytes\n", path,
+                   CFG_MAX_FILE_SIZE);
     goto fail;
   }
   rc = tg_config_parse(data, len, path, out, errors);
