@@ -62,6 +62,7 @@ struct tg_h2conn {
   uint8_t preface_seen;       /* downstream: bytes of the preface matched */
   tg_uptarget *target;        /* upstream only */
   struct event *timer;        /* handshake / connect timeout */
+  char reason[256];           /* why the socket ended, when it did */
   char peer[300];             /* "ip:port" or "host:port" for logs */
 };
 

@@ -143,7 +143,7 @@ static void describe_error(tg_h2conn *c, short events, char *out,
   if (c->ssl)
     e = bufferevent_get_openssl_error(c->bev);
   if (e) {
-    char buf[200];
+    char buf[160];
     ERR_error_string_n(e, buf, sizeof(buf));
     snprintf(out, outlen, "TLS: %s", buf);
   } else if (events & BEV_EVENT_TIMEOUT) {
@@ -166,13 +166,15 @@ static void event_cb(struct bufferevent *bev, short events, void *arg) {
     return;
   }
   if (events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) {
-    char why[256];
-    describe_error(c, events, why, sizeof(why));
+    char *why = c->reason;
+    describe_error(c, events, c->reason, sizeof(c->reason));
     if (c->kind == TG_CONN_DOWN) {
       if (c->state == TG_CS_HANDSHAKE || c->state == TG_CS_PREFACE)
         tg_info("client %s: connection refused during handshake: %s", c->peer, why);
       else
         tg_debug("client %s: %s", c->peer, why);
+    } else if (c->state == TG_CS_HANDSHAKE) {
+      tg_debug("upstream %s: %s", c->peer, why);
     } else {
       tg_warn("upstream %s: %s", c->peer, why);
     }

@@ -19,7 +19,6 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
-#define PEER_MAX_STREAMS_UNTIL_SETTINGS 100
 
 struct tg_uptarget {
   tg_uppool *pool;
@@ -247,6 +246,8 @@ void tg_uppool_submit(tg_uppool *p, tg_relay *r) {
 
 /* ---- the upstream HTTP/2 client session ---- */
 
+static void on_first_settings(tg_h2conn *c);
+
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data) {
@@ -272,7 +273,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
     return 0;
   }
   if (frame->hd.type == NGHTTP2_SETTINGS) {
-    if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+    if (frame->hd.flags & NGHTTP2_FLAG_ACK)
+      return 0;
+    if (c->state == TG_CS_HANDSHAKE)
+      on_first_settings(c);
+    else
       tg_uppool_kick(p);
     return 0;
   }
@@ -334,7 +339,6 @@ static int start_session(tg_h2conn *c) {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_peer_max_concurrent_streams(opt, PEER_MAX_STREAMS_UNTIL_SETTINGS);
   int rv = nghttp2_session_client_new2(&c->session, cbs, c, opt);
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
@@ -353,8 +357,29 @@ static int start_session(tg_h2conn *c) {
   return 0;
 }
 
-void tg_up_on_connected(tg_h2conn *c) {
+/* The frontend's first SETTINGS frame: its stream limit is known now, so the
+ * connection may take calls (before it, a guess could overrun the limit and
+ * get streams refused). */
+static void on_first_settings(tg_h2conn *c) {
   tg_uptarget *t = c->target;
+  bufferevent_set_timeouts(c->bev, NULL, NULL);
+  t->nconnecting--;
+  t->failures = 0;
+  t->backoff_until_ms = 0;
+  set_ready(c, 1);
+  c->state = TG_CS_READY;
+  uint32_t max = nghttp2_session_get_remote_settings(
+      c->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+  if (max >= (1u << 31) - 1)
+    tg_info("upstream %s: connected%s, no stream limit", c->peer,
+            c->ssl ? " (TLS)" : " (h2c)");
+  else
+    tg_info("upstream %s: connected%s, %u concurrent streams allowed", c->peer,
+            c->ssl ? " (TLS)" : " (h2c)", max);
+  tg_uppool_kick(t->pool);
+}
+
+void tg_up_on_connected(tg_h2conn *c) {
   if (c->ssl) {
     const unsigned char *alpn = NULL;
     unsigned int alpnlen = 0;
@@ -373,14 +398,8 @@ void tg_up_on_connected(tg_h2conn *c) {
     tg_conn_free(c);
     return;
   }
-  bufferevent_set_timeouts(c->bev, NULL, NULL);
-  t->nconnecting--;
-  t->failures = 0;
-  t->backoff_until_ms = 0;
-  set_ready(c, 1);
-  c->state = TG_CS_READY;
-  tg_info("upstream %s: connected%s", c->peer, c->ssl ? " (TLS)" : " (h2c)");
-  tg_uppool_kick(t->pool);
+  /* Still TG_CS_HANDSHAKE, under connect_timeout, until the frontend's
+   * SETTINGS arrive (on_first_settings). */
   tg_conn_flush(c);
 }
 
@@ -397,8 +416,12 @@ void tg_up_teardown(tg_h2conn *c, const char *why) {
     t->failures++;
     uint64_t delay = backoff_ms(t->failures);
     t->backoff_until_ms = now_ms() + delay;
-    tg_warn("upstream %s: connection failed (%u in a row); next try in %llu ms",
-            t->name, t->failures, (unsigned long long)delay);
+    /* A frontend that stays away is reported on the first failure and every
+     * tenth after it, not every few seconds per worker. */
+    tg_log(t->failures == 1 || t->failures % 10 == 0 ? TG_LOG_WARN : TG_LOG_DEBUG,
+           "upstream %s: connection failed (%s; %u in a row); next try in %llu ms",
+           t->name, c->reason[0] ? c->reason : "no HTTP/2 settings", t->failures,
+           (unsigned long long)delay);
     why = "upstream frontend unreachable";
   }
   tg_relay *r;
