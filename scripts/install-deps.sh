@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PKGS=(build-essential clang pkg-config make libevent-dev libnghttp2-dev
-          libssl-dev libyaml-dev openssl ca-certificates curl
+          libssl-dev libyaml-dev libjansson-dev libpcre2-dev libcurl4-openssl-dev
+          openssl ca-certificates curl
           nghttp2-client procps)
 
 SUDO=""
