@@ -51,6 +51,60 @@ typedef struct tg_upstream_tls {
   char *server_name; /* optional: SNI and name to verify; default: the address host */
 } tg_upstream_tls;
 
+/* A list of strings (each a NUL-terminated heap copy). */
+typedef struct tg_strlist {
+  char **v;
+  size_t n;
+} tg_strlist;
+
+/* Credential kinds for authentication.require (the same bits as
+ * TG_CRED_* in tg_claims.h). */
+#define TG_AUTHN_CLIENT_CERT 1u
+#define TG_AUTHN_JWT 2u
+#define TG_AUTHN_API_KEY 4u
+
+/* authentication.client_certs[i]: match fields in tg_certmap's order
+ * (cn, o, ou, dns_san, uri_san, email_san); NULL when not matched. */
+#define TG_CERT_MATCH_FIELDS 6
+typedef struct tg_cert_rule_cfg {
+  char *match[TG_CERT_MATCH_FIELDS];
+  char *subject;          /* template; NULL: default */
+  tg_strlist permissions; /* "namespace:role" templates */
+  size_t line;            /* where the rule starts, for messages */
+} tg_cert_rule_cfg;
+
+typedef struct tg_jwt_cfg {
+  tg_strlist key_sources;       /* https://, http:// (loopback only), file:PATH,
+                                   or pem:PATH (a PEM public key) */
+  uint64_t refresh_interval_ms; /* refresh_interval, default 1m, 1s..24h */
+  char *permissions_claim;      /* default "permissions" */
+  char *permissions_regex;      /* NULL: split at the first ':' */
+  char *subject_claim;          /* default "sub" */
+  char *issuer;                 /* NULL: not checked */
+  tg_strlist audiences;         /* audience: a string or a list; empty: not checked */
+  uint64_t leeway_ms;           /* leeway, default 60s, 0..10m */
+  int require_exp;              /* require_exp, default true */
+  uint32_t max_token_bytes;     /* max_token_size, default 16384, 256..1048576 */
+  uint32_t cache_size;          /* cache_size: verified tokens kept per worker,
+                                   default 10000, 0 (no cache)..10000000 */
+} tg_jwt_cfg;
+
+typedef struct tg_authn_cfg {
+  uint32_t require;           /* TG_AUTHN_* every call must present */
+  tg_strlist exempt_methods;  /* full gRPC paths needing no credentials;
+                                 default: WorkflowService/GetSystemInfo and
+                                 grpc.health.v1.Health/Check */
+  tg_strlist system_namespaces; /* default ["temporal-system"] */
+  char *token_header;         /* header carrying "Bearer <token|key>",
+                                 default "authorization" */
+  tg_jwt_cfg *jwt;            /* NULL when authentication.jwt is absent */
+  tg_cert_rule_cfg *cert_rules;
+  size_t ncert_rules;
+  char *api_keys_file;        /* NULL when absent */
+  char *api_key_header;       /* a header carrying the bare key; NULL: only
+                                 token_header's "Bearer <key>" */
+} tg_authn_cfg;
+
 typedef enum tg_authz_mode {
   TG_AUTHZ_OFF = 0, /* every call passes (until the authorization issue) */
 } tg_authz_mode;
@@ -82,6 +136,9 @@ typedef struct tg_config {
   uint32_t workers;               /* 0 (the default) = one per online CPU; max 256 */
   uint64_t shutdown_grace_ms;     /* shutdown_grace_period, default 30s */
 
+  /* authentication: (optional section; NULL: calls are not authenticated) */
+  tg_authn_cfg *authn;
+
   /* authorization: (optional section) */
   tg_authz_mode authz_mode; /* authorization.mode; only "off" for now, default off */
 
@@ -108,5 +165,6 @@ int tg_config_parse_addr(const char *s, tg_addr *out, const char **err_desc);
 
 /* NULL-safe. */
 void tg_config_free(tg_config *cfg);
+void tg_authn_cfg_free(tg_authn_cfg *a); /* NULL-safe; part of tg_config_free */
 
 #endif /* TG_CONFIG_H */

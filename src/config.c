@@ -742,6 +742,392 @@ static void cfg_authorization(cfg_parser *p, yaml_node_t *n) {
               cfg_quote_node(v, q));
 }
 
+/* A string or a sequence of strings (allow_scalar) into out. */
+static void cfg_get_strlist(cfg_parser *p, const char *name, yaml_node_t *n,
+                            int allow_scalar, int allow_empty,
+                            tg_strlist *out) {
+  char item_name[96];
+  if (allow_scalar && n->type == YAML_SCALAR_NODE && !cfg_is_null(n)) {
+    out->v = calloc(1, sizeof *out->v);
+    if (!out->v) {
+      p->nomem = 1;
+      return;
+    }
+    out->n = 1;
+    cfg_get_string(p, name, n, &out->v[0]);
+    return;
+  }
+  if (n->type != YAML_SEQUENCE_NODE) {
+    cfg_error(p, n, "'%s' must be a sequence of strings%s, not %s", name,
+              allow_scalar ? " or a string" : "", cfg_kind(n));
+    return;
+  }
+  size_t count =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (count == 0) {
+    if (!allow_empty)
+      cfg_error(p, n, "'%s' must not be empty", name);
+    return;
+  }
+  out->v = calloc(count, sizeof *out->v);
+  if (!out->v) {
+    p->nomem = 1;
+    return;
+  }
+  out->n = count;
+  for (size_t i = 0; i < count; i++) {
+    yaml_node_t *item =
+        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
+    if (!item)
+      continue;
+    snprintf(item_name, sizeof item_name, "%s[%zu]", name, i);
+    cfg_get_string(p, item_name, item, &out->v[i]);
+  }
+}
+
+static void cfg_strlist_free(tg_strlist *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->v[i]);
+  free(l->v);
+  l->v = NULL;
+  l->n = 0;
+}
+
+static int cfg_strlist_set(cfg_parser *p, tg_strlist *l,
+                           const char *const *vals, size_t n) {
+  l->v = calloc(n, sizeof *l->v);
+  if (!l->v) {
+    p->nomem = 1;
+    return -1;
+  }
+  l->n = n;
+  for (size_t i = 0; i < n; i++) {
+    l->v[i] = strdup(vals[i]);
+    if (!l->v[i]) {
+      p->nomem = 1;
+      return -1;
+    }
+  }
+  return 0;
+}
+
+static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
+  enum {
+    J_SOURCES,
+    J_REFRESH,
+    J_PCLAIM,
+    J_PREGEX,
+    J_SCLAIM,
+    J_ISSUER,
+    J_AUD,
+    J_LEEWAY,
+    J_REQEXP,
+    J_MAXSIZE,
+    J_CACHE,
+    J_N
+  };
+  cfg_field f[J_N] = {{.name = "key_sources"},   {.name = "refresh_interval"},
+                      {.name = "permissions_claim"},
+                      {.name = "permissions_regex"},
+                      {.name = "subject_claim"}, {.name = "issuer"},
+                      {.name = "audience"},      {.name = "leeway"},
+                      {.name = "require_exp"},   {.name = "max_token_size"},
+                      {.name = "cache_size"}};
+  char q[CFG_QUOTE_BUF];
+  uint64_t v;
+
+  if (!cfg_expect_mapping(p, "authentication.jwt", n))
+    return;
+  cfg_collect(p, n, "authentication.jwt", f, J_N);
+  tg_jwt_cfg *j = calloc(1, sizeof *j);
+  if (!j) {
+    p->nomem = 1;
+    return;
+  }
+  p->cfg->authn->jwt = j;
+  j->refresh_interval_ms = 60 * 1000;
+  j->leeway_ms = 60 * 1000;
+  j->require_exp = 1;
+  j->max_token_bytes = 16384;
+  j->cache_size = 10000;
+
+  if (f[J_SOURCES].val) {
+    cfg_get_strlist(p, "authentication.jwt.key_sources", f[J_SOURCES].val, 0, 0,
+                    &j->key_sources);
+    for (size_t i = 0; i < j->key_sources.n; i++) {
+      const char *src = j->key_sources.v[i];
+      yaml_node_t *item = f[J_SOURCES].val->type == YAML_SEQUENCE_NODE
+                              ? yaml_document_get_node(
+                                    p->doc, f[J_SOURCES].val->data.sequence
+                                                .items.start[i])
+                              : f[J_SOURCES].val;
+      if (!src || !item)
+        continue;
+      if (strncmp(src, "https://", 8) != 0 && strncmp(src, "http://", 7) != 0 &&
+          strncmp(src, "file:", 5) != 0 && strncmp(src, "pem:", 4) != 0)
+        cfg_error(p, item,
+                  "'authentication.jwt.key_sources[%zu]' must start with "
+                  "https://, http://, file: or pem:, not '%s'",
+                  i, cfg_quote(src, strlen(src), q));
+      else if ((strncmp(src, "file:", 5) == 0 && !src[5]) ||
+               (strncmp(src, "pem:", 4) == 0 && !src[4]))
+        cfg_error(p, item,
+                  "'authentication.jwt.key_sources[%zu]' names no file", i);
+    }
+  } else {
+    cfg_missing(p, n, "authentication.jwt", "key_sources", "");
+  }
+  if (f[J_REFRESH].val)
+    cfg_get_duration(p, "authentication.jwt.refresh_interval", f[J_REFRESH].val,
+                     1000, CFG_DAY_MS, "1s and 24h", &j->refresh_interval_ms);
+  if (f[J_PCLAIM].val)
+    cfg_get_string(p, "authentication.jwt.permissions_claim", f[J_PCLAIM].val,
+                   &j->permissions_claim);
+  if (f[J_PREGEX].val)
+    cfg_get_string(p, "authentication.jwt.permissions_regex", f[J_PREGEX].val,
+                   &j->permissions_regex);
+  if (f[J_SCLAIM].val)
+    cfg_get_string(p, "authentication.jwt.subject_claim", f[J_SCLAIM].val,
+                   &j->subject_claim);
+  if (f[J_ISSUER].val)
+    cfg_get_string(p, "authentication.jwt.issuer", f[J_ISSUER].val, &j->issuer);
+  if (f[J_AUD].val)
+    cfg_get_strlist(p, "authentication.jwt.audience", f[J_AUD].val, 1, 0,
+                    &j->audiences);
+  if (f[J_LEEWAY].val)
+    cfg_get_duration(p, "authentication.jwt.leeway", f[J_LEEWAY].val, 0,
+                     10 * 60 * 1000, "0s and 10m", &j->leeway_ms);
+  if (f[J_REQEXP].val)
+    cfg_get_bool(p, "authentication.jwt.require_exp", f[J_REQEXP].val,
+                 &j->require_exp);
+  if (f[J_MAXSIZE].val && cfg_get_uint(p, "authentication.jwt.max_token_size",
+                                       f[J_MAXSIZE].val, 256, 1048576, &v))
+    j->max_token_bytes = (uint32_t)v;
+  if (f[J_CACHE].val && cfg_get_uint(p, "authentication.jwt.cache_size",
+                                     f[J_CACHE].val, 0, 10000000, &v))
+    j->cache_size = (uint32_t)v;
+  if (!j->permissions_claim && !(j->permissions_claim = strdup("permissions")))
+    p->nomem = 1;
+  if (!j->subject_claim && !(j->subject_claim = strdup("sub")))
+    p->nomem = 1;
+}
+
+static void cfg_cert_rule(cfg_parser *p, yaml_node_t *n, size_t idx,
+                          tg_cert_rule_cfg *r) {
+  static const char *const names[TG_CERT_MATCH_FIELDS] = {
+      "cn", "o", "ou", "dns_san", "uri_san", "email_san"};
+  enum { C_MATCH, C_SUBJECT, C_PERMS, C_N };
+  cfg_field f[C_N] = {
+      {.name = "match"}, {.name = "subject"}, {.name = "permissions"}};
+  char path[96], name[128];
+
+  snprintf(path, sizeof path, "authentication.client_certs[%zu]", idx);
+  r->line = n->start_mark.line + 1;
+  if (!cfg_expect_mapping(p, path, n))
+    return;
+  cfg_collect(p, n, path, f, C_N);
+  if (f[C_MATCH].val) {
+    snprintf(name, sizeof name, "%s.match", path);
+    if (cfg_expect_mapping(p, name, f[C_MATCH].val)) {
+      cfg_field m[TG_CERT_MATCH_FIELDS];
+      memset(m, 0, sizeof m);
+      for (size_t i = 0; i < TG_CERT_MATCH_FIELDS; i++)
+        m[i].name = names[i];
+      cfg_collect(p, f[C_MATCH].val, name, m, TG_CERT_MATCH_FIELDS);
+      int any = 0;
+      for (size_t i = 0; i < TG_CERT_MATCH_FIELDS; i++) {
+        if (!m[i].val)
+          continue;
+        any = 1;
+        char fname[160];
+        snprintf(fname, sizeof fname, "%s.%s", name, names[i]);
+        cfg_get_string(p, fname, m[i].val, &r->match[i]);
+      }
+      if (!any)
+        cfg_error(p, f[C_MATCH].val,
+                  "'%s' must name at least one of cn, o, ou, dns_san, "
+                  "uri_san, email_san",
+                  name);
+    }
+  } else {
+    cfg_missing(p, n, path, "match", "");
+  }
+  if (f[C_SUBJECT].val) {
+    snprintf(name, sizeof name, "%s.subject", path);
+    cfg_get_string(p, name, f[C_SUBJECT].val, &r->subject);
+  }
+  if (f[C_PERMS].val) {
+    snprintf(name, sizeof name, "%s.permissions", path);
+    cfg_get_strlist(p, name, f[C_PERMS].val, 0, 1, &r->permissions);
+  }
+}
+
+static void cfg_client_certs(cfg_parser *p, yaml_node_t *n) {
+  tg_authn_cfg *a = p->cfg->authn;
+  if (n->type != YAML_SEQUENCE_NODE) {
+    cfg_error(p, n,
+              "'authentication.client_certs' must be a sequence of rules, "
+              "not %s",
+              cfg_kind(n));
+    return;
+  }
+  size_t count =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (count == 0)
+    return;
+  a->cert_rules = calloc(count, sizeof *a->cert_rules);
+  if (!a->cert_rules) {
+    p->nomem = 1;
+    return;
+  }
+  a->ncert_rules = count;
+  for (size_t i = 0; i < count; i++) {
+    yaml_node_t *item =
+        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
+    if (item)
+      cfg_cert_rule(p, item, i, &a->cert_rules[i]);
+  }
+}
+
+static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
+  enum {
+    A_REQUIRE,
+    A_EXEMPT,
+    A_SYSNS,
+    A_HEADER,
+    A_JWT,
+    A_CERTS,
+    A_KEYS,
+    A_KEYHDR,
+    A_N
+  };
+  cfg_field f[A_N] = {{.name = "require"},         {.name = "exempt_methods"},
+                      {.name = "system_namespaces"}, {.name = "token_header"},
+                      {.name = "jwt"},             {.name = "client_certs"},
+                      {.name = "api_keys_file"},   {.name = "api_key_header"}};
+  static const char *const default_exempt[] = {
+      "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo",
+      "/grpc.health.v1.Health/Check"};
+  static const char *const default_sysns[] = {"temporal-system"};
+  char q[CFG_QUOTE_BUF];
+
+  if (!cfg_expect_mapping(p, "authentication", n))
+    return;
+  cfg_collect(p, n, "authentication", f, A_N);
+  tg_authn_cfg *a = calloc(1, sizeof *a);
+  if (!a) {
+    p->nomem = 1;
+    return;
+  }
+  p->cfg->authn = a;
+
+  if (f[A_REQUIRE].val) {
+    yaml_node_t *r = f[A_REQUIRE].val;
+    if (r->type != YAML_SEQUENCE_NODE) {
+      cfg_error(p, r,
+                "'authentication.require' must be a sequence of client_cert, "
+                "jwt, api_key (or []), not %s",
+                cfg_kind(r));
+    } else {
+      for (yaml_node_item_t *it = r->data.sequence.items.start;
+           it < r->data.sequence.items.top; it++) {
+        yaml_node_t *item = yaml_document_get_node(p->doc, *it);
+        if (!item ||
+            !cfg_expect_scalar(p, "authentication.require[]", item, "a string"))
+          continue;
+        if (cfg_scalar_is(item, "client_cert"))
+          a->require |= TG_AUTHN_CLIENT_CERT;
+        else if (cfg_scalar_is(item, "jwt"))
+          a->require |= TG_AUTHN_JWT;
+        else if (cfg_scalar_is(item, "api_key"))
+          a->require |= TG_AUTHN_API_KEY;
+        else
+          cfg_error(p, item,
+                    "'authentication.require' entries must be client_cert, "
+                    "jwt or api_key, not '%s'",
+                    cfg_quote_node(item, q));
+      }
+    }
+  }
+  if (f[A_EXEMPT].val)
+    cfg_get_strlist(p, "authentication.exempt_methods", f[A_EXEMPT].val, 0, 1,
+                    &a->exempt_methods);
+  else
+    cfg_strlist_set(p, &a->exempt_methods, default_exempt, 2);
+  for (size_t i = 0; i < a->exempt_methods.n; i++)
+    if (a->exempt_methods.v[i] && a->exempt_methods.v[i][0] != '/')
+      cfg_error(p, f[A_EXEMPT].val,
+                "'authentication.exempt_methods[%zu]' must be a full gRPC path "
+                "such as /grpc.health.v1.Health/Check",
+                i);
+  if (f[A_SYSNS].val)
+    cfg_get_strlist(p, "authentication.system_namespaces", f[A_SYSNS].val, 0, 1,
+                    &a->system_namespaces);
+  else
+    cfg_strlist_set(p, &a->system_namespaces, default_sysns, 1);
+  if (f[A_HEADER].val)
+    cfg_get_string(p, "authentication.token_header", f[A_HEADER].val,
+                   &a->token_header);
+  else if (!(a->token_header = strdup("authorization")))
+    p->nomem = 1;
+  if (f[A_JWT].val)
+    cfg_jwt(p, f[A_JWT].val);
+  if (f[A_CERTS].val)
+    cfg_client_certs(p, f[A_CERTS].val);
+  if (f[A_KEYS].val)
+    cfg_get_string(p, "authentication.api_keys_file", f[A_KEYS].val,
+                   &a->api_keys_file);
+  if (f[A_KEYHDR].val)
+    cfg_get_string(p, "authentication.api_key_header", f[A_KEYHDR].val,
+                   &a->api_key_header);
+  for (size_t i = 0; a->token_header && a->token_header[i]; i++)
+    if (a->token_header[i] >= 'A' && a->token_header[i] <= 'Z')
+      a->token_header[i] = (char)(a->token_header[i] - 'A' + 'a');
+  for (size_t i = 0; a->api_key_header && a->api_key_header[i]; i++)
+    if (a->api_key_header[i] >= 'A' && a->api_key_header[i] <= 'Z')
+      a->api_key_header[i] = (char)(a->api_key_header[i] - 'A' + 'a');
+
+  if ((a->require & TG_AUTHN_JWT) && !f[A_JWT].val)
+    cfg_missing(p, n, "authentication", "jwt",
+                " (required when require lists jwt)");
+  if ((a->require & TG_AUTHN_API_KEY) && !f[A_KEYS].val)
+    cfg_missing(p, n, "authentication", "api_keys_file",
+                " (required when require lists api_key)");
+  if ((a->require & TG_AUTHN_CLIENT_CERT) &&
+      (!p->cfg->listen_tls || !p->cfg->listen_tls->client_ca_file))
+    cfg_error(p, f[A_REQUIRE].val,
+              "'authentication.require' lists client_cert, but "
+              "listen.tls.client_ca_file is not set: no client certificate "
+              "could be verified");
+}
+
+void tg_authn_cfg_free(tg_authn_cfg *a) {
+  if (!a)
+    return;
+  cfg_strlist_free(&a->exempt_methods);
+  cfg_strlist_free(&a->system_namespaces);
+  free(a->token_header);
+  if (a->jwt) {
+    cfg_strlist_free(&a->jwt->key_sources);
+    cfg_strlist_free(&a->jwt->audiences);
+    free(a->jwt->permissions_claim);
+    free(a->jwt->permissions_regex);
+    free(a->jwt->subject_claim);
+    free(a->jwt->issuer);
+    free(a->jwt);
+  }
+  for (size_t i = 0; i < a->ncert_rules; i++) {
+    for (size_t j = 0; j < TG_CERT_MATCH_FIELDS; j++)
+      free(a->cert_rules[i].match[j]);
+    free(a->cert_rules[i].subject);
+    cfg_strlist_free(&a->cert_rules[i].permissions);
+  }
+  free(a->cert_rules);
+  free(a->api_keys_file);
+  free(a->api_key_header);
+  free(a);
+}
+
 static void cfg_logging(cfg_parser *p, yaml_node_t *n) {
   enum { G_LEVEL, G_N };
   cfg_field f[G_N] = {{.name = "level"}};
@@ -779,6 +1165,7 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     R_ADMIN,
     R_WORKERS,
     R_GRACE,
+    R_AUTHN,
     R_AUTHZ,
     R_LOGGING,
     R_N
@@ -788,6 +1175,7 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
                       {.name = "admin"},
                       {.name = "workers"},
                       {.name = "shutdown_grace_period"},
+                      {.name = "authentication"},
                       {.name = "authorization"},
                       {.name = "logging"}};
   uint64_t v;
@@ -815,6 +1203,9 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
   if (f[R_GRACE].val)
     cfg_get_duration(p, "shutdown_grace_period", f[R_GRACE].val, 0, CFG_DAY_MS,
                      "0s and 24h", &p->cfg->shutdown_grace_ms);
+  /* after listen: authentication checks listen.tls */
+  if (f[R_AUTHN].val)
+    cfg_authentication(p, f[R_AUTHN].val);
   if (f[R_AUTHZ].val)
     cfg_authorization(p, f[R_AUTHZ].val);
   if (f[R_LOGGING].val)
@@ -1144,5 +1535,6 @@ void tg_config_free(tg_config *cfg) {
     free(cfg->admin_address->host);
     free(cfg->admin_address);
   }
+  tg_authn_cfg_free(cfg->authn);
   free(cfg);
 }

@@ -903,7 +903,131 @@ TG_TEST(test_out_of_memory) {
 #endif
 }
 
+
+#define AUTHN_BASE                                                             \
+  "listen:\n"                                                                  \
+  "  address: \"127.0.0.1:7233\"\n"                                            \
+  "  tls: {cert_file: s.pem, key_file: s.key, client_ca_file: ca.pem}\n"       \
+  "upstream:\n"                                                                \
+  "  addresses: [\"127.0.0.1:7234\"]\n"
+
+TG_TEST(test_authentication_full) {
+  const char *yaml = AUTHN_BASE
+      "authentication:\n"
+      "  require: [client_cert, jwt]\n"
+      "  system_namespaces: [temporal-system, system]\n"
+      "  token_header: X-Token\n"
+      "  jwt:\n"
+      "    key_sources: [\"https://idp.test/jwks\", \"file:jwks.json\"]\n"
+      "    refresh_interval: 30s\n"
+      "    permissions_claim: roles\n"
+      "    subject_claim: client_id\n"
+      "    issuer: \"https://idp.test\"\n"
+      "    audience: [temporal, other]\n"
+      "    leeway: 5s\n"
+      "    require_exp: false\n"
+      "    cache_size: 5\n"
+      "  client_certs:\n"
+      "    - match: { uri_san: \"spiffe://acme.test/ns/*/sa/*\", o: acme }\n"
+      "      subject: \"{uri_san}\"\n"
+      "      permissions: [\"{1}:worker\"]\n"
+      "  api_keys_file: keys.yaml\n"
+      "  api_key_header: X-Api-Key\n";
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(yaml, &cfg, &errors) == 0);
+  TG_CHECK(errors == NULL);
+  if (!cfg)
+    return;
+  tg_authn_cfg *a = cfg->authn;
+  TG_CHECK(a != NULL);
+  if (a) {
+    TG_CHECK(a->require == (TG_AUTHN_CLIENT_CERT | TG_AUTHN_JWT));
+    TG_CHECK(a->system_namespaces.n == 2 &&
+             str_eq(a->system_namespaces.v[1], "system"));
+    TG_CHECK(str_eq(a->token_header, "x-token"));
+    TG_CHECK(str_eq(a->api_key_header, "x-api-key"));
+    TG_CHECK(str_eq(a->api_keys_file, "keys.yaml"));
+    TG_CHECK(a->exempt_methods.n == 2);
+    TG_CHECK(a->jwt != NULL);
+    if (a->jwt) {
+      TG_CHECK(a->jwt->key_sources.n == 2 &&
+               str_eq(a->jwt->key_sources.v[1], "file:jwks.json"));
+      TG_CHECK(a->jwt->refresh_interval_ms == 30000);
+      TG_CHECK(str_eq(a->jwt->permissions_claim, "roles"));
+      TG_CHECK(str_eq(a->jwt->subject_claim, "client_id"));
+      TG_CHECK(str_eq(a->jwt->issuer, "https://idp.test"));
+      TG_CHECK(a->jwt->audiences.n == 2 &&
+               str_eq(a->jwt->audiences.v[0], "temporal"));
+      TG_CHECK(a->jwt->leeway_ms == 5000);
+      TG_CHECK(a->jwt->require_exp == 0);
+      TG_CHECK(a->jwt->cache_size == 5);
+      TG_CHECK(a->jwt->max_token_bytes == 16384);
+    }
+    TG_CHECK(a->ncert_rules == 1);
+    if (a->ncert_rules == 1) {
+      TG_CHECK(str_eq(a->cert_rules[0].match[4], "spiffe://acme.test/ns/*/sa/*"));
+      TG_CHECK(str_eq(a->cert_rules[0].match[1], "acme"));
+      TG_CHECK(a->cert_rules[0].match[0] == NULL);
+      TG_CHECK(str_eq(a->cert_rules[0].subject, "{uri_san}"));
+      TG_CHECK(a->cert_rules[0].permissions.n == 1);
+    }
+  }
+  tg_config_free(cfg);
+}
+
+TG_TEST(test_authentication_defaults) {
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(AUTHN_BASE "authentication:\n"
+                            "  jwt: {key_sources: [\"file:k.json\"]}\n",
+                 &cfg, &errors) == 0);
+  if (!cfg)
+    return;
+  tg_authn_cfg *a = cfg->authn;
+  TG_CHECK(a && a->require == 0);
+  TG_CHECK(a && a->exempt_methods.n == 2 &&
+           str_eq(a->exempt_methods.v[1], "/grpc.health.v1.Health/Check"));
+  TG_CHECK(a && a->system_namespaces.n == 1 &&
+           str_eq(a->system_namespaces.v[0], "temporal-system"));
+  TG_CHECK(a && str_eq(a->token_header, "authorization"));
+  TG_CHECK(a && a->jwt && a->jwt->refresh_interval_ms == 60000 &&
+           a->jwt->leeway_ms == 60000 && a->jwt->require_exp == 1 &&
+           str_eq(a->jwt->permissions_claim, "permissions") &&
+           str_eq(a->jwt->subject_claim, "sub") && a->jwt->issuer == NULL &&
+           a->jwt->audiences.n == 0);
+  tg_config_free(cfg);
+  TG_CHECK(parse(AUTHN_BASE, &cfg, &errors) == 0);
+  TG_CHECK(cfg && cfg->authn == NULL);
+  tg_config_free(cfg);
+}
+
+TG_TEST(test_authentication_errors) {
+  EXPECT_ERROR(AUTHN_BASE "authentication:\n  require: [jwt, password]\n",
+               TG_CONFIG_ERR_INVALID, 2, "t.yaml:7:18:", "password");
+  EXPECT_ERROR(AUTHN_BASE "authentication:\n  require: [api_key]\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:3:", "api_keys_file");
+  EXPECT_ERROR(AUTHN_BASE "authentication:\n  jwt: {key_sources: [\"ftp://x\"]}\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:23:", "https://");
+  EXPECT_ERROR(AUTHN_BASE "authentication:\n  jwt: {refresh_interval: 1m}\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:8:", "key_sources");
+  EXPECT_ERROR(AUTHN_BASE "authentication:\n  client_certs:\n    - match: {}\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:8:14:", "at least one");
+  EXPECT_ERROR(AUTHN_BASE
+               "authentication:\n  client_certs:\n    - match: {sn: x}\n",
+               TG_CONFIG_ERR_INVALID, 2, "t.yaml:8:15:", "unknown key 'sn'");
+  EXPECT_ERROR(AUTHN_BASE "authentication:\n  exempt_methods: [GetSystemInfo]\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:19:", "full gRPC path");
+  EXPECT_ERROR("listen: {address: \"127.0.0.1:1\"}\n"
+               "upstream: {addresses: [\"127.0.0.1:2\"]}\n"
+               "authentication: {require: [client_cert]}\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:3:27:", "client_ca_file");
+}
+
 int main(void) {
+  TG_RUN(test_authentication_full);
+  TG_RUN(test_authentication_defaults);
+  TG_RUN(test_authentication_errors);
   TG_RUN(test_full_config);
   TG_RUN(test_defaults);
   TG_RUN(test_optional_forms);
