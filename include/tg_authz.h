@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tg_claims.h"
 #include "tg_config.h"
 #include "tg_hdrs.h"
 
@@ -31,6 +32,7 @@ typedef struct tg_call_info {
   int msg_compressed;
   int have_msg; /* 0 on the first (headers-only) ask */
   SSL *ssl;     /* downstream TLS connection, NULL for h2c */
+  const tg_claims *claims; /* the authenticated caller's claims */
 } tg_call_info;
 
 typedef struct tg_verdict {

@@ -165,6 +165,36 @@ int tg_config_parse_addr(const char *s, tg_addr *out, const char **err_desc);
 
 /* NULL-safe. */
 void tg_config_free(tg_config *cfg);
+
+/*
+ * The API keys file (authentication.api_keys_file): keys are stored only as
+ * the SHA-256 of the key, never in clear.
+ *   keys:
+ *     - id: ci-deployer                 # optional name, for logs
+ *       sha256: "<64 hex digits>"
+ *       subject: ci
+ *       permissions: ["default:write"]
+ *       expires: 2027-01-31T00:00:00Z   # optional, UTC; or 2027-01-31
+ * Parsed with the same rules and error format as the configuration.
+ */
+typedef struct tg_apikey_entry {
+  uint8_t sha256[32];
+  char *id;        /* NULL when absent */
+  char *subject;
+  tg_strlist permissions;
+  int64_t expires; /* unix seconds; 0: never */
+} tg_apikey_entry;
+
+typedef struct tg_apikeys_file {
+  tg_apikey_entry *v;
+  size_t n;
+} tg_apikeys_file;
+
+int tg_apikeys_file_parse(const char *buf, size_t len, const char *filename,
+                          tg_apikeys_file **out, char **errors);
+int tg_apikeys_file_load(const char *path, tg_apikeys_file **out,
+                         char **errors);
+void tg_apikeys_file_free(tg_apikeys_file *f); /* NULL-safe */
 void tg_authn_cfg_free(tg_authn_cfg *a); /* NULL-safe; part of tg_config_free */
 
 #endif /* TG_CONFIG_H */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "tg_claims.h"
 #include "tg_config.h"
 #include "tg_hdrs.h"
 
@@ -61,6 +62,8 @@ struct tg_h2conn {
   unsigned in_recv : 1;       /* inside nghttp2_session_mem_recv */
   uint8_t preface_seen;       /* downstream: bytes of the preface matched */
   tg_uptarget *target;        /* upstream only */
+  tg_claims *peer_claims;     /* downstream: the TLS peer's claims, mapped
+                                 once, at the connection's first call */
   struct event *timer;        /* handshake / connect timeout */
   char reason[256];           /* why the socket ended, when it did */
   char peer[300];             /* "ip:port" or "host:port" for logs */
@@ -86,6 +89,7 @@ struct tg_relay {
   struct event *pend_timer;
 
   tg_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
+  tg_claims claims; /* who the caller is (empty without authentication) */
   struct evbuffer *req_body, *resp_body;
   size_t req_preconsumed;  /* request bytes already credited back to the client */
   size_t resp_preconsumed; /* response bytes already credited to the upstream */

@@ -14,12 +14,16 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "tg_authn.h"
+#include "tg_keystore.h"
 #include "tg_types.h"
 
 struct tg_app {
   const tg_config *cfg;
   SSL_CTX *server_ctx; /* NULL for h2c */
   SSL_CTX *client_ctx; /* NULL for h2c upstream */
+  tg_keystore *keystore; /* JWT keys; NULL without authentication.jwt */
+  tg_authn *authn;       /* NULL without an authentication section */
   struct event_base *base; /* main thread: signals, admin */
   tg_worker **workers;
   uint32_t nworkers;
@@ -37,6 +41,7 @@ struct tg_worker {
   int listen_fd;
   struct evconnlistener *listener;
   tg_uppool *pool;
+  tg_authn_local *authn; /* this worker's token cache; NULL without authn */
   struct tg_conn_list downconns;
   uint32_t ndown;
   struct event *shutdown_ev, *force_ev, *grace_ev;

@@ -54,6 +54,15 @@ static void handle(struct evhttp_request *req, void *arg) {
     reply(req, 503, "Service Unavailable", "not ready: shutting down");
     return;
   }
+  if (a->app->keystore) {
+    tg_keystore_stats ks;
+    tg_keystore_stats_get(a->app->keystore, &ks);
+    if (ks.nkeys == 0) {
+      reply(req, 503, "Service Unavailable",
+            "not ready: no JWT verification key has been loaded yet");
+      return;
+    }
+  }
   int up = atomic_load(&a->app->upstream_ready);
   if (up <= 0) {
     reply(req, 503, "Service Unavailable",

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <yaml.h>
 
 #define CFG_MAX_FILE_SIZE (1024 * 1024)
@@ -46,7 +47,8 @@ typedef struct cfg_msg {
 typedef struct cfg_parser {
   const char *filename;
   yaml_document_t *doc;
-  tg_config *cfg;
+  tg_config *cfg;         /* the configuration being read, or NULL */
+  tg_apikeys_file *keys;  /* the API keys file being read, or NULL */
   cfg_msg *msgs;
   size_t nmsgs;
   size_t msgs_cap;
@@ -1320,36 +1322,21 @@ static int cfg_prescan(cfg_parser *p, const char *buf, size_t len) {
   return rc;
 }
 
-int tg_config_parse(const char *buf, size_t len, const char *filename,
-                    tg_config **out, char **errors) {
-  cfg_parser p = {.filename = filename ? filename : "<config>"};
+/* Loads the single YAML document of buf and hands its root to root_fn;
+ * collects the errors into *errors. Returns 0 or a TG_CONFIG_ERR_* code. */
+static int cfg_run(cfg_parser *p, const char *buf, size_t len,
+                   void (*root_fn)(cfg_parser *, yaml_node_t *),
+                   const char *empty_msg, char **errors) {
   yaml_parser_t yp;
   yaml_document_t doc, extra;
   int have_parser = 0, have_doc = 0, have_extra = 0;
   int rc;
 
-  *out = NULL;
-  if (errors)
-    *errors = NULL;
   if (!buf) {
     buf = "";
     len = 0;
   }
-
-  p.cfg = calloc(1, sizeof *p.cfg);
-  if (!p.cfg) {
-    rc = TG_CONFIG_ERR_NOMEM;
-    goto done;
-  }
-  p.cfg->max_concurrent_streams = 1000;
-  p.cfg->upstream_max_connections = 8;
-  p.cfg->upstream_connect_timeout_ms = 5000;
-  p.cfg->workers = 0;
-  p.cfg->shutdown_grace_ms = 30000;
-  p.cfg->authz_mode = TG_AUTHZ_OFF;
-  p.cfg->log_level = TG_LOG_INFO;
-
-  rc = cfg_prescan(&p, buf, len);
+  rc = cfg_prescan(p, buf, len);
   if (rc < 0)
     goto done;
 
@@ -1360,54 +1347,50 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   have_parser = 1;
   yaml_parser_set_input_string(&yp, (const unsigned char *)buf, len);
   if (!yaml_parser_load(&yp, &doc)) {
-    rc = cfg_yaml_error(&p, &yp, buf, len);
+    rc = cfg_yaml_error(p, &yp, buf, len);
     goto done;
   }
   have_doc = 1;
-  p.doc = &doc;
+  p->doc = &doc;
 
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   if (!root) {
-    cfg_error_at(&p, 1, 1,
-                 "the document is empty; expected a mapping with at least "
-                 "'listen' and 'upstream'");
+    cfg_error_at(p, 1, 1, "%s", empty_msg);
     rc = TG_CONFIG_ERR_INVALID;
     goto done;
   }
   /* A second document would be silently ignored; say so instead. */
   if (!yaml_parser_load(&yp, &extra)) {
-    rc = cfg_yaml_error(&p, &yp, buf, len);
+    rc = cfg_yaml_error(p, &yp, buf, len);
     goto done;
   }
   have_extra = 1;
   yaml_node_t *extra_root = yaml_document_get_root_node(&extra);
   if (extra_root)
-    cfg_error(&p, extra_root,
-              "only one YAML document is allowed in a configuration file");
+    cfg_error(p, extra_root, "only one YAML document is allowed in a file");
 
-  cfg_root(&p, root);
-  rc = p.nerrors ? TG_CONFIG_ERR_INVALID : 0;
+  root_fn(p, root);
+  rc = p->nerrors ? TG_CONFIG_ERR_INVALID : 0;
 
 done:
-  if (p.nomem)
+  if (p->nomem)
     rc = TG_CONFIG_ERR_NOMEM;
-  if (rc == 0) {
-    *out = p.cfg;
-    p.cfg = NULL;
-  } else if (errors) {
-    if (rc != TG_CONFIG_ERR_NOMEM && !(*errors = cfg_join_errors(&p)))
+  if (rc != 0 && errors) {
+    if (rc != TG_CONFIG_ERR_NOMEM && !(*errors = cfg_join_errors(p)))
       rc = TG_CONFIG_ERR_NOMEM;
     if (rc == TG_CONFIG_ERR_NOMEM) {
       cfg_buf b = {0};
       /* Best effort: the contract promises a line, but memory is short. */
-      cfg_buf_append(&b, "%s: out of memory\n", p.filename);
+      cfg_buf_append(&b, "%s: out of memory\n", p->filename);
       *errors = b.data;
     }
   }
-  for (size_t i = 0; i < p.nmsgs; i++)
-    free(p.msgs[i].text);
-  free(p.msgs);
-  tg_config_free(p.cfg);
+  for (size_t i = 0; i < p->nmsgs; i++)
+    free(p->msgs[i].text);
+  free(p->msgs);
+  p->msgs = NULL;
+  p->nmsgs = 0;
+  p->doc = NULL;
   if (have_extra)
     yaml_document_delete(&extra);
   if (have_doc)
@@ -1417,60 +1400,286 @@ done:
   return rc;
 }
 
-int tg_config_load_file(const char *path, tg_config **out, char **errors) {
-  cfg_buf eb = {0};
-  char *data = NULL, ebuf[128];
-  size_t len = 0;
-  int rc = TG_CONFIG_ERR_IO;
-  FILE *f;
+int tg_config_parse(const char *buf, size_t len, const char *filename,
+                    tg_config **out, char **errors) {
+  cfg_parser p = {.filename = filename ? filename : "<config>"};
+  int rc;
 
   *out = NULL;
   if (errors)
     *errors = NULL;
+  p.cfg = calloc(1, sizeof *p.cfg);
+  if (!p.cfg) {
+    p.nomem = 1;
+    return cfg_run(&p, "", 0, cfg_root, "", errors);
+  }
+  p.cfg->max_concurrent_streams = 1000;
+  p.cfg->upstream_max_connections = 8;
+  p.cfg->upstream_connect_timeout_ms = 5000;
+  p.cfg->workers = 0;
+  p.cfg->shutdown_grace_ms = 30000;
+  p.cfg->authz_mode = TG_AUTHZ_OFF;
+  p.cfg->log_level = TG_LOG_INFO;
 
-  f = fopen(path, "rb");
+  rc = cfg_run(&p, buf, len, cfg_root,
+               "the document is empty; expected a mapping with at least "
+               "'listen' and 'upstream'",
+               errors);
+  if (rc == 0) {
+    *out = p.cfg;
+    p.cfg = NULL;
+  }
+  tg_config_free(p.cfg);
+  return rc;
+}
+
+/* Reads path (at most CFG_MAX_FILE_SIZE bytes) into *data. Returns 0, or a
+ * TG_CONFIG_ERR_* code with the reason appended to eb. */
+static int cfg_read_file(const char *path, char **data, size_t *lenp,
+                         cfg_buf *eb) {
+  char ebuf[128];
+  size_t len = 0;
+  int rc = TG_CONFIG_ERR_IO;
+  FILE *f = fopen(path, "rb");
+  *data = NULL;
   if (!f) {
-    cfg_buf_append(&eb, "%s: cannot read: %s\n", path,
+    cfg_buf_append(eb, "%s: cannot read: %s\n", path,
                    strerror_r(errno, ebuf, sizeof ebuf));
-    goto fail;
+    return rc;
   }
   /* One byte more than the limit tells "exactly 1 MiB" from "bigger". */
-  data = malloc(CFG_MAX_FILE_SIZE + 1);
-  if (!data) {
+  char *buf = malloc(CFG_MAX_FILE_SIZE + 1);
+  if (!buf) {
     rc = TG_CONFIG_ERR_NOMEM;
-    cfg_buf_append(&eb, "%s: out of memory\n", path);
+    cfg_buf_append(eb, "%s: out of memory\n", path);
     goto fail;
   }
   while (len < CFG_MAX_FILE_SIZE + 1) {
-    size_t n = fread(data + len, 1, CFG_MAX_FILE_SIZE + 1 - len, f);
+    size_t n = fread(buf + len, 1, CFG_MAX_FILE_SIZE + 1 - len, f);
     if (n == 0)
       break;
     len += n;
   }
   if (ferror(f)) {
-    cfg_buf_append(&eb, "%s: cannot read: %s\n", path,
+    cfg_buf_append(eb, "%s: cannot read: %s\n", path,
                    strerror_r(errno, ebuf, sizeof ebuf));
     goto fail;
   }
   if (len > CFG_MAX_FILE_SIZE) {
-    cfg_buf_append(&eb, "%s: cannot read: file is larger than %d bytes\n", path,
+    cfg_buf_append(eb, "%s: cannot read: file is larger than %d bytes\n", path,
                    CFG_MAX_FILE_SIZE);
     goto fail;
   }
-  rc = tg_config_parse(data, len, path, out, errors);
-  goto done;
-
+  fclose(f);
+  *data = buf;
+  *lenp = len;
+  return 0;
 fail:
-  if (errors) {
-    *errors = eb.data;
-    eb.data = NULL;
-  }
-done:
+  free(buf);
+  fclose(f);
+  return rc;
+}
+
+int tg_config_load_file(const char *path, tg_config **out, char **errors) {
+  cfg_buf eb = {0};
+  char *data = NULL;
+  size_t len = 0;
+
+  *out = NULL;
+  if (errors)
+    *errors = NULL;
+  int rc = cfg_read_file(path, &data, &len, &eb);
+  if (rc == 0)
+    rc = tg_config_parse(data, len, path, out, errors);
+  else if (errors)
+    *errors = eb.data, eb.data = NULL;
   free(eb.data);
   free(data);
-  if (f)
-    fclose(f);
   return rc;
+}
+
+/* ---- API keys file ---- */
+
+/* "2027-01-01T00:00:00Z" or "2027-01-01": unix seconds, or -1. */
+static int64_t cfg_parse_time(const char *s) {
+  struct tm tm;
+  memset(&tm, 0, sizeof tm);
+  const char *end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  if (!end || *end) {
+    memset(&tm, 0, sizeof tm);
+    end = strptime(s, "%Y-%m-%d", &tm);
+    if (!end || *end)
+      return -1;
+  }
+  return (int64_t)timegm(&tm);
+}
+
+static int cfg_hex_digest(const char *s, uint8_t out[32]) {
+  if (strlen(s) != 64)
+    return -1;
+  for (size_t i = 0; i < 32; i++) {
+    int v = 0;
+    for (int k = 0; k < 2; k++) {
+      char c = s[2 * i + (size_t)k];
+      int d = c >= '0' && c <= '9'   ? c - '0'
+              : c >= 'a' && c <= 'f' ? c - 'a' + 10
+              : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                     : -1;
+      if (d < 0)
+        return -1;
+      v = v * 16 + d;
+    }
+    out[i] = (uint8_t)v;
+  }
+  return 0;
+}
+
+static void cfg_apikey(cfg_parser *p, yaml_node_t *n, size_t idx,
+                       tg_apikey_entry *e) {
+  enum { K_ID, K_SHA, K_SUBJECT, K_PERMS, K_EXPIRES, K_N };
+  cfg_field f[K_N] = {{.name = "id"},
+                      {.name = "sha256"},
+                      {.name = "subject"},
+                      {.name = "permissions"},
+                      {.name = "expires"}};
+  char path[64], name[96];
+  char *tmp = NULL;
+
+  snprintf(path, sizeof path, "keys[%zu]", idx);
+  if (!cfg_expect_mapping(p, path, n))
+    return;
+  cfg_collect(p, n, path, f, K_N);
+  if (f[K_ID].val) {
+    snprintf(name, sizeof name, "%s.id", path);
+    cfg_get_string(p, name, f[K_ID].val, &e->id);
+  }
+  if (f[K_SHA].val) {
+    snprintf(name, sizeof name, "%s.sha256", path);
+    cfg_get_string(p, name, f[K_SHA].val, &tmp);
+    if (tmp && cfg_hex_digest(tmp, e->sha256) != 0)
+      cfg_error(p, f[K_SHA].val,
+                "'%s' must be 64 hexadecimal digits (the SHA-256 of the key)",
+                name);
+    free(tmp);
+    tmp = NULL;
+  } else {
+    cfg_missing(p, n, path, "sha256", "");
+  }
+  if (f[K_SUBJECT].val) {
+    snprintf(name, sizeof name, "%s.subject", path);
+    cfg_get_string(p, name, f[K_SUBJECT].val, &e->subject);
+  } else {
+    cfg_missing(p, n, path, "subject", "");
+  }
+  if (f[K_PERMS].val) {
+    snprintf(name, sizeof name, "%s.permissions", path);
+    cfg_get_strlist(p, name, f[K_PERMS].val, 0, 1, &e->permissions);
+  }
+  if (f[K_EXPIRES].val) {
+    snprintf(name, sizeof name, "%s.expires", path);
+    cfg_get_string(p, name, f[K_EXPIRES].val, &tmp);
+    if (tmp && (e->expires = cfg_parse_time(tmp)) <= 0)
+      cfg_error(p, f[K_EXPIRES].val,
+                "'%s' must be a UTC time such as 2027-01-31T00:00:00Z or "
+                "2027-01-31",
+                name);
+    free(tmp);
+  }
+}
+
+static void cfg_apikeys_root(cfg_parser *p, yaml_node_t *root) {
+  enum { F_KEYS, F_N };
+  cfg_field f[F_N] = {{.name = "keys"}};
+  tg_apikeys_file *kf = p->keys;
+
+  if (root->type != YAML_MAPPING_NODE) {
+    cfg_error(p, root, "the document must be a mapping with 'keys', not %s",
+              cfg_kind(root));
+    return;
+  }
+  cfg_collect(p, root, "", f, F_N);
+  yaml_node_t *n = f[F_KEYS].val;
+  if (!n) {
+    cfg_missing(p, root, "", "keys", "");
+    return;
+  }
+  if (n->type != YAML_SEQUENCE_NODE) {
+    cfg_error(p, n, "'keys' must be a sequence of keys, not %s", cfg_kind(n));
+    return;
+  }
+  size_t count =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (count == 0)
+    return;
+  kf->v = calloc(count, sizeof *kf->v);
+  if (!kf->v) {
+    p->nomem = 1;
+    return;
+  }
+  kf->n = count;
+  for (size_t i = 0; i < count; i++) {
+    yaml_node_t *item =
+        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
+    if (item)
+      cfg_apikey(p, item, i, &kf->v[i]);
+  }
+  for (size_t i = 0; i < count; i++)
+    for (size_t j = 0; j < i; j++)
+      if (memcmp(kf->v[i].sha256, kf->v[j].sha256, 32) == 0 &&
+          kf->v[i].subject && kf->v[j].subject)
+        cfg_error(p, yaml_document_get_node(p->doc, n->data.sequence.items.start[i]),
+                  "keys[%zu] has the same sha256 as keys[%zu]", i, j);
+}
+
+int tg_apikeys_file_parse(const char *buf, size_t len, const char *filename,
+                          tg_apikeys_file **out, char **errors) {
+  cfg_parser p = {.filename = filename ? filename : "<api keys>"};
+  *out = NULL;
+  if (errors)
+    *errors = NULL;
+  p.keys = calloc(1, sizeof *p.keys);
+  if (!p.keys)
+    p.nomem = 1;
+  int rc = cfg_run(&p, p.keys ? buf : "", p.keys ? len : 0, cfg_apikeys_root,
+                   "the document is empty; expected a mapping with 'keys'",
+                   errors);
+  if (rc == 0) {
+    *out = p.keys;
+    p.keys = NULL;
+  }
+  tg_apikeys_file_free(p.keys);
+  return rc;
+}
+
+int tg_apikeys_file_load(const char *path, tg_apikeys_file **out,
+                         char **errors) {
+  cfg_buf eb = {0};
+  char *data = NULL;
+  size_t len = 0;
+
+  *out = NULL;
+  if (errors)
+    *errors = NULL;
+  int rc = cfg_read_file(path, &data, &len, &eb);
+  if (rc == 0)
+    rc = tg_apikeys_file_parse(data, len, path, out, errors);
+  else if (errors)
+    *errors = eb.data, eb.data = NULL;
+  free(eb.data);
+  free(data);
+  return rc;
+}
+
+void tg_apikeys_file_free(tg_apikeys_file *f) {
+  if (!f)
+    return;
+  for (size_t i = 0; i < f->n; i++) {
+    free(f->v[i].id);
+    free(f->v[i].subject);
+    cfg_strlist_free(&f->v[i].permissions);
+  }
+  free(f->v);
+  free(f);
 }
 
 int tg_config_parse_duration(const char *s, uint64_t *ms) {

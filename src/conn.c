@@ -121,6 +121,10 @@ void tg_conn_free(tg_h2conn *c) {
     bufferevent_free(c->bev);
   if (c->timer)
     event_free(c->timer);
+  if (c->peer_claims) {
+    tg_claims_clear(c->peer_claims);
+    free(c->peer_claims);
+  }
   event_free(c->flush_ev);
   tg_worker *w = c->w;
   tg_conn_kind kind = c->kind;

@@ -9,8 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "tg_admin.h"
+#include "tg_apikeys.h"
+#include "tg_authn.h"
 #include "tg_config.h"
+#include "tg_keystore.h"
 #include "tg_log.h"
 #include "tg_tls.h"
 #include "tg_worker.h"
@@ -19,6 +24,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: tgate -c FILE            run the gateway\n"
           "       tgate --check-config -c FILE   validate FILE (and the files it names)\n"
+          "       tgate apikey new [--subject S] [--permission NS:ROLE]... [--expires DATE]\n"
+          "                                  make an API key and print its api_keys_file entry\n"
           "       tgate --version\n");
 }
 
@@ -42,6 +49,62 @@ static int build_tls(const tg_config *cfg, SSL_CTX **server, SSL_CTX **client) {
       return -1;
     }
   }
+  return 0;
+}
+
+/* --check-config: the authentication mappers build, and every key source
+ * gives keys now (URLs are fetched, with a timeout). */
+static int check_authn(const tg_config *cfg) {
+  char err[512];
+  tg_authn *a = tg_authn_new(cfg, NULL, err, sizeof err);
+  if (!a) {
+    fprintf(stderr, "tgate: %s\n", err);
+    return -1;
+  }
+  tg_authn_free(a);
+  if (cfg->authn->jwt && tg_keystore_check(cfg->authn->jwt, err, sizeof err) != 0) {
+    fprintf(stderr, "tgate: authentication.jwt: %s\n", err);
+    return -1;
+  }
+  return 0;
+}
+
+/* tgate apikey new [--subject S] [--permission P]... [--expires DATE] */
+static int apikey_cmd(int argc, char **argv) {
+  if (argc < 1 || strcmp(argv[0], "new") != 0) {
+    usage(stderr);
+    return 2;
+  }
+  const char *subject = "api-client", *expires = NULL;
+  const char *perms[64];
+  size_t nperms = 0;
+  for (int i = 1; i < argc; i++) {
+    if (i + 1 < argc && strcmp(argv[i], "--subject") == 0)
+      subject = argv[++i];
+    else if (i + 1 < argc && strcmp(argv[i], "--permission") == 0 && nperms < 64)
+      perms[nperms++] = argv[++i];
+    else if (i + 1 < argc && strcmp(argv[i], "--expires") == 0)
+      expires = argv[++i];
+    else {
+      usage(stderr);
+      return 2;
+    }
+  }
+  char key[TG_APIKEY_LEN + 1], hex[65];
+  if (tg_apikey_generate(key, hex) != 0) {
+    fprintf(stderr, "tgate: no random bytes available\n");
+    return 1;
+  }
+  printf("# API key (give it to the client; it is not stored anywhere):\n#   %s\n"
+         "# Entry for authentication.api_keys_file (under keys:):\n"
+         "  - sha256: \"%s\"\n    subject: \"%s\"\n    permissions: [",
+         key, hex, subject);
+  for (size_t i = 0; i < nperms; i++)
+    printf("%s\"%s\"", i ? ", " : "", perms[i]);
+  printf("]\n");
+  if (expires)
+    printf("    expires: %s\n", expires);
+  OPENSSL_cleanse(key, sizeof key);
   return 0;
 }
 
@@ -86,6 +149,23 @@ static int run(const tg_config *cfg) {
 
   if (build_tls(cfg, &app.server_ctx, &app.client_ctx) != 0)
     return 1;
+  app.base = event_base_new();
+  if (!app.base)
+    goto end;
+  if (cfg->authn) {
+    if (cfg->authn->jwt) {
+      app.keystore = tg_keystore_new(app.base, cfg->authn->jwt, err, sizeof err);
+      if (!app.keystore) {
+        tg_err("authentication.jwt: %s", err);
+        goto end;
+      }
+    }
+    app.authn = tg_authn_new(cfg, app.keystore, err, sizeof err);
+    if (!app.authn) {
+      tg_err("%s", err);
+      goto end;
+    }
+  }
   if (!cfg->listen_tls)
     tg_warn("listen.tls is absent: serving plaintext h2c; credentials and "
             "calls cross the network unencrypted");
@@ -97,9 +177,8 @@ static int run(const tg_config *cfg) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     app.nworkers = n > 0 ? (uint32_t)n : 1;
   }
-  app.base = event_base_new();
   app.workers = calloc(app.nworkers, sizeof(*app.workers));
-  if (!app.base || !app.workers)
+  if (!app.workers)
     goto end;
   app.worker_exit_ev = event_new(app.base, -1, 0, worker_exit_cb, &app);
   if (!app.worker_exit_ev)
@@ -162,6 +241,8 @@ end:
   if (app.worker_exit_ev)
     event_free(app.worker_exit_ev);
   free(app.workers);
+  tg_authn_free(app.authn);
+  tg_keystore_free(app.keystore);
   if (app.base)
     event_base_free(app.base);
   SSL_CTX_free(app.server_ctx);
@@ -171,6 +252,8 @@ end:
 
 int main(int argc, char **argv) {
   const char *file = NULL;
+  if (argc >= 2 && strcmp(argv[1], "apikey") == 0)
+    return apikey_cmd(argc - 2, argv + 2);
   int check = 0;
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},
@@ -207,6 +290,7 @@ int main(int argc, char **argv) {
   }
   tg_config *cfg = NULL;
   char *errors = NULL;
+  curl_global_init(CURL_GLOBAL_DEFAULT);
   if (tg_config_load_file(file, &cfg, &errors) != 0) {
     fputs(errors ? errors : "tgate: cannot load configuration\n", stderr);
     fprintf(stderr, "tgate: configuration %s is invalid\n", file);
@@ -219,6 +303,8 @@ int main(int argc, char **argv) {
     int rv = build_tls(cfg, &s, &c);
     SSL_CTX_free(s);
     SSL_CTX_free(c);
+    if (rv == 0 && cfg->authn)
+      rv = check_authn(cfg);
     tg_config_free(cfg);
     if (rv != 0) {
       fprintf(stderr, "tgate: configuration %s is invalid\n", file);
@@ -236,6 +322,7 @@ int main(int argc, char **argv) {
   }
   int rc = run(cfg);
   tg_config_free(cfg);
+  curl_global_cleanup();
   libevent_global_shutdown();
   return rc;
 }

@@ -3,7 +3,9 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_conn.h"
 #include "tg_grpc.h"
@@ -33,6 +35,7 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   tg_hdrs_init(&r->req_trailers);
   tg_hdrs_init(&r->resp_hdrs);
   tg_hdrs_init(&r->resp_trailers);
+  tg_claims_init(&r->claims);
   LIST_INSERT_HEAD(&down->relays, r, down_link);
   return r;
 }
@@ -46,6 +49,7 @@ static void relay_free(tg_relay *r) {
   tg_hdrs_clear(&r->req_trailers);
   tg_hdrs_clear(&r->resp_hdrs);
   tg_hdrs_clear(&r->resp_trailers);
+  tg_claims_clear(&r->claims);
   free(r);
 }
 
@@ -202,6 +206,36 @@ static void submit_http_status(tg_relay *r, const char *status) {
   r->resp_hdrs_sent = 1;
 }
 
+/* Authenticates the call once its headers are complete. Returns 0, or -1
+ * when the call was answered (UNAUTHENTICATED / UNAVAILABLE). */
+static int authenticate(tg_relay *r, const char *path, size_t plen) {
+  tg_app *app = r->w->app;
+  tg_h2conn *d = r->down;
+  const char *reason = "not authenticated";
+  if (!app->authn || tg_authn_is_exempt(app->authn, path, plen))
+    return 0;
+  if (d->ssl && !d->peer_claims) {
+    d->peer_claims = malloc(sizeof *d->peer_claims);
+    if (!d->peer_claims) {
+      tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "out of memory");
+      return -1;
+    }
+    tg_claims_init(d->peer_claims);
+    if (tg_authn_peer_claims(app->authn, d->ssl, d->peer_claims) != 0) {
+      tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "out of memory");
+      return -1;
+    }
+  }
+  int rv = tg_authn_call(app->authn, r->w->authn, &r->req_hdrs, d->peer_claims,
+                         (int64_t)time(NULL), &r->claims, &reason);
+  if (rv == TG_AUTHN_OK)
+    return 0;
+  tg_info("client %s: %.*s: %s: %s", d->peer, (int)plen, path,
+          rv == TG_AUTHN_UNAVAILABLE ? "unavailable" : "unauthenticated", reason);
+  tg_relay_reply(r, rv, reason);
+  return -1;
+}
+
 /* Asks the authorizer; acts on ALLOW and DENY. */
 static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
                    int compressed, int have_msg) {
@@ -209,6 +243,11 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
   size_t plen = 0;
   call.headers = &r->req_hdrs;
   call.path = tg_hdrs_get(&r->req_hdrs, ":path", &plen);
+  if (!call.path)
+    call.path = "";
+  if (!have_msg && authenticate(r, call.path, plen) != 0)
+    return;
+  call.claims = &r->claims;
   call.path_len = plen;
   call.msg = msg;
   call.msg_len = msglen;

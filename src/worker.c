@@ -148,6 +148,8 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->pool = tg_uppool_new(w);
   if (!w->pool)
     goto fail;
+  if (app->authn && !(w->authn = tg_authn_local_new(app->authn)))
+    goto fail;
   return w;
 fail:
   if (w->listen_fd >= 0)
@@ -196,6 +198,7 @@ void tg_worker_join_free(tg_worker *w) {
     evconnlistener_free(w->listener);
   if (w->pool)
     tg_uppool_free(w->pool);
+  tg_authn_local_free(w->authn);
   if (w->shutdown_ev)
     event_free(w->shutdown_ev);
   if (w->force_ev)

@@ -1,0 +1,57 @@
+/*
+ * tg_keystore: the JWT verification keys of authentication.jwt.key_sources,
+ * kept fresh on the main thread's event loop and published to the workers.
+ *
+ * Sources: "https://..." and "http://..." JWKS URLs (http only to loopback
+ * hosts), fetched with libcurl's multi interface driven by libevent, so
+ * nothing blocks; "file:PATH" JWKS documents and "pem:PATH" PEM public keys,
+ * read from disk.
+ *
+ * - All sources are (re)loaded every refresh_interval. Each source keeps its
+ *   last good document: a failed fetch or an unparsable document keeps what
+ *   that source gave before. The published set is the union of every
+ *   source's last good keys, parsed once per refresh.
+ * - tg_keystore_request_refresh() (any thread; used on an unknown kid)
+ *   triggers an early refresh, at most one per TG_KEYSTORE_MIN_EARLY_S.
+ * - tg_keystore_get() (any thread) returns a reference to the current set
+ *   (release with tg_keyset_unref), or NULL while no key was ever loaded.
+ * - The generation number grows with every published set, so caches can
+ *   tell a verification done under older keys.
+ * Counters for metrics are read with tg_keystore_stats().
+ */
+#ifndef TG_KEYSTORE_H
+#define TG_KEYSTORE_H
+#include <event2/event.h>
+#include <stdint.h>
+
+#include "tg_config.h"
+#include "tg_jwks.h"
+
+#define TG_KEYSTORE_MIN_EARLY_S 10
+#define TG_KEYSTORE_MAX_DOC (1024 * 1024)
+#define TG_KEYSTORE_FETCH_TIMEOUT_S 10
+
+typedef struct tg_keystore tg_keystore;
+
+typedef struct tg_keystore_stats {
+  uint64_t refreshes, failures, generation;
+  int64_t loaded_at; /* unix seconds of the last published set; 0: never */
+  size_t nkeys;
+} tg_keystore_stats;
+
+/* Creates the store on base (the main loop) and starts the first load:
+ * file and PEM sources are read at once, URLs are fetched in the
+ * background. NULL with a reason in err on failure (no memory, curl). */
+tg_keystore *tg_keystore_new(struct event_base *base, const tg_jwt_cfg *cfg,
+                             char *err, size_t errlen);
+void tg_keystore_free(tg_keystore *ks); /* NULL-safe; main thread */
+
+tg_keyset *tg_keystore_get(tg_keystore *ks, uint64_t *generation);
+void tg_keystore_request_refresh(tg_keystore *ks);
+void tg_keystore_stats_get(tg_keystore *ks, tg_keystore_stats *out);
+
+/* Loads every source once, synchronously, with a timeout per URL; for
+ * `tgate --check-config`. 0 when every source gave at least one key, else
+ * -1 with the first problem in err. */
+int tg_keystore_check(const tg_jwt_cfg *cfg, char *err, size_t errlen);
+#endif
