@@ -1623,10 +1623,10 @@ static void cfg_apikeys_root(cfg_parser *p, yaml_node_t *root) {
     if (item)
       cfg_apikey(p, item, i, &kf->v[i]);
   }
-  for (size_t i = 0; i < count; i++)
+  /* Only among well-formed entries: a missing digest reads as zeros. */
+  for (size_t i = 0; i < count && p->nerrors == 0; i++)
     for (size_t j = 0; j < i; j++)
-      if (memcmp(kf->v[i].sha256, kf->v[j].sha256, 32) == 0 &&
-          kf->v[i].subject && kf->v[j].subject)
+      if (memcmp(kf->v[i].sha256, kf->v[j].sha256, 32) == 0)
         cfg_error(p, yaml_document_get_node(p->doc, n->data.sequence.items.start[i]),
                   "keys[%zu] has the same sha256 as keys[%zu]", i, j);
 }
