@@ -197,6 +197,8 @@ function tgateConfig(opts) {
   lines.push(`shutdown_grace_period: ${q(opts.grace || '5s')}`);
   lines.push('authorization:', '  mode: off');
   lines.push('logging:', `  level: ${opts.logLevel || 'info'}`);
+  // opts.extraYaml: more top-level sections, verbatim (e.g. authentication:)
+  if (opts.extraYaml) lines.push(opts.extraYaml.replace(/\n$/, ''));
   return lines.join('\n') + '\n';
 }
 
@@ -225,6 +227,7 @@ function checkExit(t, exit, { expectCode = 0 } = {}) {
  *   admin (default true), workers (2), grace ('5s'), connectTimeout ('2s'), maxConcurrentStreams,
  *   maxConnections, logLevel ('info'), port (default: a free one)
  *   waitReady: wait for /health/ready 200 (default true when admin is on)
+ *   extraYaml: further top-level YAML appended to the configuration
  * Returns {port, adminPort, proc, pid, log(), exited, stop(signal), kill(), configFile}.
  */
 async function startTgate(opts = {}) {
