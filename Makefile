@@ -51,7 +51,7 @@ asan:
 	  LDFLAGS="-fsanitize=address,undefined" build-asan/tgate $(UNIT_SRCS:tests/unit/%.c=build-asan/unit/%)
 
 FUZZ_TIME ?= 20
-FUZZ_FLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
+FUZZ_FLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -DTG_VERSION=\"$(VERSION)\" -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard include/*.h)
 	@mkdir -p build-fuzz
 	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -pthread

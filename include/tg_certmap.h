@@ -10,19 +10,28 @@
  * Patterns: literal characters match themselves (case-sensitive); '*'
  * matches one or more characters other than '/'; "{name}" is a named '*'.
  * Every '*' and "{name}" is a capture, numbered from 1 in the order the
- * fields are listed above and, within a field, left to right.
+ * fields are listed above and, within a field, left to right. A name is
+ * [A-Za-z_][A-Za-z0-9_]*, unique in the rule and not a field name; two
+ * wildcards may not be adjacent ("**" is refused); at most 32 per pattern.
+ * Where a value splits several ways, earlier captures take as much as they
+ * can. Captures come from the first value of the field that matches.
  *
  * Templates (the rule's subject and each permission) substitute "{N}" and
  * "{name}" with captures; "{cn}" ... "{uri_san}" with the matched value of
- * that field. A permission whose namespace comes from a capture is never
- * allowed to name the system scope (a certificate must not grant itself
- * cluster roles through a crafted SAN): such a permission is skipped. An
- * unknown placeholder is an error when the rule is added.
+ * that field (for a field the rule does not match: the certificate's first
+ * value; a template naming a field the certificate lacks is not used). A
+ * permission whose namespace comes from a capture or a field value (a
+ * placeholder before the template's first literal ':'; with a permissions
+ * regex, any placeholder) is never allowed to name the system scope (a
+ * certificate must not grant itself cluster roles through a crafted SAN):
+ * such a permission is skipped. An unknown placeholder is an error when the
+ * rule is added.
  *
  * All matching rules contribute (roles OR-ed); the subject comes from the
- * first matching rule (default template: "{uri_san}" if the rule matched a
- * URI SAN, else "{cn}"). Pure: no I/O; an immutable map may be shared by
- * threads.
+ * first matching rule whose subject expands to a non-empty string (default
+ * template: "{uri_san}" if the rule matched a URI SAN, else "{cn}"), and
+ * only when out has none yet. Pure: no I/O; an immutable map may be shared
+ * by threads.
  */
 #ifndef TG_CERTMAP_H
 #define TG_CERTMAP_H
@@ -66,13 +75,15 @@ int tg_certmap_add(tg_certmap *m, const tg_cert_rule_conf *conf, char *err,
 
 /* Applies every matching rule to out (kind TG_CRED_CLIENT_CERT is added when
  * one matches). Returns the number of rules that matched, or
- * TG_CLAIMS_ERR_NOMEM. */
+ * TG_CLAIMS_ERR_NOMEM (out may then hold part of the grants: discard it). */
 int tg_certmap_apply(const tg_certmap *m, const tg_cert_fields *f,
                      const tg_perm_opts *popts, tg_claims *out);
 
 /* Extracts the fields of cert into a heap block; *out must be freed with
  * tg_cert_fields_free(). Returns 0 or -1 (no memory). Values are UTF-8;
- * values containing NUL bytes are dropped (never matched). */
+ * values containing NUL bytes are dropped (never matched), as are subject
+ * attributes that do not decode and SAN entries with non-ASCII bytes (not
+ * an IA5String). Leaves the thread's OpenSSL error queue as it was. */
 int tg_cert_fields_from_x509(X509 *cert, tg_cert_fields **out);
 void tg_cert_fields_free(tg_cert_fields *f);
 #endif

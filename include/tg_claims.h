@@ -70,7 +70,8 @@ int tg_claims_grant(tg_claims *c, const char *ns, size_t len, uint8_t role);
 uint8_t tg_claims_ns_role(const tg_claims *c, const char *ns, size_t len);
 
 /* ORs src into dst: roles, kinds; subject if dst has none; not_after is the
- * earlier of the two (0 counts as "none"). */
+ * earlier of the two (0 counts as "none"). On TG_CLAIMS_ERR_NOMEM dst is
+ * unchanged. */
 int tg_claims_merge(tg_claims *dst, const tg_claims *src);
 
 /* dst (initialised, empty) becomes a deep copy of src. */
@@ -90,8 +91,8 @@ typedef struct tg_perm_opts {
 uint8_t tg_perm_role(const char *s, size_t len);
 
 /* Applies one permission string to c. Returns 1 when applied, 0 when
- * skipped (no ':' / no regex match / empty namespace), or
- * TG_CLAIMS_ERR_NOMEM. */
+ * skipped (no ':' / no regex match / empty namespace / a NUL byte in the
+ * namespace), or TG_CLAIMS_ERR_NOMEM. */
 int tg_perm_apply(tg_claims *c, const char *perm, size_t len,
                   const tg_perm_opts *opts);
 
@@ -100,7 +101,10 @@ int tg_perm_is_system(const char *ns, size_t len, const tg_perm_opts *opts);
 
 /* Compiles a permissions regex (PCRE2, Go/RE2-compatible syntax such as
  * "(?P<namespace>[a-z-]+)\\.(?P<role>[a-z]+)"). It must have the named
- * groups "namespace" and "role". NULL with a reason in err otherwise. */
+ * groups "namespace" and "role". NULL with a reason in err otherwise.
+ * As in Go, '$' matches only at the very end. Unlike RE2, PCRE2 backtracks:
+ * a match that exceeds its match/depth/heap limits counts as no match.
+ * A compiled regex may be shared by threads. */
 tg_perm_regex *tg_perm_regex_new(const char *pattern, char *err,
                                  size_t errlen);
 void tg_perm_regex_free(tg_perm_regex *re); /* NULL-safe */
