@@ -19,9 +19,10 @@
 #define TG_APIKEY_LEN 47 /* "tgk_" + 43 */
 
 /* Checks key (len bytes) at time now. Returns 0 and adds subject,
- * permissions, kind TG_CRED_API_KEY and not_after = expires to out; or -1
- * with *reason ("unknown API key", "API key expired"). TG_CLAIMS_ERR_NOMEM
- * when memory runs out. */
+ * permissions, kind TG_CRED_API_KEY and not_after = expires to out; or
+ * TG_APIKEY_REJECTED with *reason ("unknown API key", "API key expired");
+ * or TG_CLAIMS_ERR_NOMEM when memory runs out. */
+#define TG_APIKEY_REJECTED 1
 int tg_apikeys_check(const tg_apikeys_file *keys, const char *key, size_t len,
                      int64_t now, const tg_perm_opts *popts, tg_claims *out,
                      const char **reason);

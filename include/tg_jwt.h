@@ -53,7 +53,8 @@ typedef struct tg_jwt_opts {
   int64_t leeway_s;                /* for exp, nbf, iat */
   int exp_optional;                /* 0: exp required */
   const char *issuer;              /* NULL: not checked */
-  const char *const *audiences;    /* any one must be in "aud"; NULL: not checked */
+  const char *const *audiences;    /* any one must be in "aud"; NULL or
+                                      naudiences 0: not checked */
   size_t naudiences;
   const char *subject_claim;       /* NULL: "sub" */
   const char *permissions_claim;   /* NULL: "permissions" */

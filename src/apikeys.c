@@ -56,11 +56,11 @@ int tg_apikeys_check(const tg_apikeys_file *keys, const char *key, size_t len,
       found = &keys->v[i];
   if (!found) {
     *reason = "unknown API key";
-    return -1;
+    return TG_APIKEY_REJECTED;
   }
   if (found->expires && now >= found->expires) {
     *reason = "API key expired";
-    return -1;
+    return TG_APIKEY_REJECTED;
   }
   tg_claims c;
   tg_claims_init(&c);

@@ -34,7 +34,7 @@ struct tg_keystore {
   ks_source *src;
   size_t nsrc;
   CURLM *multi;
-  struct event *curl_timer, *refresh_timer, *early_ev;
+  struct event *curl_timer, *refresh_timer, *early_ev, *early_timer;
   int inflight;
   int64_t last_early;
   atomic_int early_pending;
@@ -333,12 +333,21 @@ static void refresh_timer_cb(evutil_socket_t fd, short what, void *arg) {
   refresh(arg);
 }
 
+/* An unknown kid asks for keys now; within TG_KEYSTORE_MIN_EARLY_S of the
+ * last early refresh the request is deferred to the end of that window
+ * (not dropped), so a flood of made-up kids costs one fetch per window and
+ * a real rotation is still picked up within it. */
 static void early_cb(evutil_socket_t fd, short what, void *arg) {
   tg_keystore *ks = arg;
-  atomic_store(&ks->early_pending, 0);
   int64_t now = now_s();
-  if (ks->last_early && now - ks->last_early < TG_KEYSTORE_MIN_EARLY_S)
+  if (ks->last_early && now - ks->last_early < TG_KEYSTORE_MIN_EARLY_S) {
+    if (!evtimer_pending(ks->early_timer, NULL)) {
+      struct timeval tv = {TG_KEYSTORE_MIN_EARLY_S - (now - ks->last_early), 0};
+      evtimer_add(ks->early_timer, &tv);
+    }
     return;
+  }
+  atomic_store(&ks->early_pending, 0);
   ks->last_early = now;
   tg_info("JWKS: unknown key id seen; refreshing early");
   refresh(ks);
@@ -434,7 +443,9 @@ tg_keystore *tg_keystore_new(struct event_base *base, const tg_jwt_cfg *cfg,
   ks->curl_timer = evtimer_new(base, curl_timer_cb, ks);
   ks->refresh_timer = event_new(base, -1, EV_PERSIST, refresh_timer_cb, ks);
   ks->early_ev = event_new(base, -1, 0, early_cb, ks);
-  if (!ks->multi || !ks->curl_timer || !ks->refresh_timer || !ks->early_ev) {
+  ks->early_timer = evtimer_new(base, early_cb, ks);
+  if (!ks->multi || !ks->curl_timer || !ks->refresh_timer || !ks->early_ev ||
+      !ks->early_timer) {
     snprintf(err, errlen, "cannot set up the JWKS fetcher");
     goto fail;
   }
@@ -469,6 +480,8 @@ void tg_keystore_free(tg_keystore *ks) {
     event_free(ks->refresh_timer);
   if (ks->early_ev)
     event_free(ks->early_ev);
+  if (ks->early_timer)
+    event_free(ks->early_timer);
   free_sources(ks->src, ks->nsrc);
   tg_keyset_unref(ks->current);
   pthread_mutex_destroy(&ks->mu);

@@ -228,8 +228,14 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
   }
   int rv = tg_authn_call(app->authn, r->w->authn, &r->req_hdrs, d->peer_claims,
                          (int64_t)time(NULL), &r->claims, &reason);
-  if (rv == TG_AUTHN_OK)
+  if (rv == TG_AUTHN_OK) {
+    tg_debug("client %s: %.*s: authenticated as %s (credentials 0x%x, %zu "
+             "namespace role(s), system role %u)",
+             d->peer, (int)plen, path,
+             r->claims.subject ? r->claims.subject : "-", r->claims.kinds,
+             r->claims.nns, r->claims.system);
     return 0;
+  }
   tg_info("client %s: %.*s: %s: %s", d->peer, (int)plen, path,
           rv == TG_AUTHN_UNAVAILABLE ? "unavailable" : "unauthenticated", reason);
   tg_relay_reply(r, rv, reason);

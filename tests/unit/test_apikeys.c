@@ -54,14 +54,14 @@ TG_TEST(keys_file_check) {
   TG_CHECK(c.system == TG_ROLE_READ);
   tg_claims_clear(&c);
   tg_claims_init(&c);
-  TG_CHECK(tg_apikeys_check(f, k2, strlen(k2), 1700000000, NULL, &c, &reason) == -1);
+  TG_CHECK(tg_apikeys_check(f, k2, strlen(k2), 1700000000, NULL, &c, &reason) == TG_APIKEY_REJECTED);
   TG_CHECK_STR_CONTAINS(reason, "expired");
   TG_CHECK(c.subject == NULL && c.kinds == 0);
-  TG_CHECK(tg_apikeys_check(f, "tgk_nope", 8, 1700000000, NULL, &c, &reason) == -1);
+  TG_CHECK(tg_apikeys_check(f, "tgk_nope", 8, 1700000000, NULL, &c, &reason) == TG_APIKEY_REJECTED);
   TG_CHECK_STR_CONTAINS(reason, "unknown API key");
   /* a key one character off is unknown */
   k1[10] ^= 1;
-  TG_CHECK(tg_apikeys_check(f, k1, strlen(k1), 1700000000, NULL, &c, &reason) == -1);
+  TG_CHECK(tg_apikeys_check(f, k1, strlen(k1), 1700000000, NULL, &c, &reason) == TG_APIKEY_REJECTED);
   tg_claims_clear(&c);
   tg_apikeys_file_free(f);
 }

@@ -1,0 +1,274 @@
+'use strict';
+// Authentication end to end: tgate with mTLS + JWT (KuFlow's model) in front of the development
+// frontend, tokens from a real issuer (oidc-provider) whose JWKS tgate fetches over HTTP; API
+// keys; exempt methods; key rotation and an issuer that goes away.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { Connection } = require('@temporalio/client');
+const { startFrontend } = require('../frontend/frontend.js');
+const { startIssuer } = require('../issuer/issuer.js');
+const h = require('./lib/harness.js');
+
+const T = 30_000 * h.SLOW;
+const DESCRIBE = `/${h.WS}/DescribeNamespace`;
+const SYSINFO = `/${h.WS}/GetSystemInfo`;
+
+let fe, iss, tg, session;
+const cleanups = [];
+
+function authYaml({ require = '[client_cert, jwt]', extra = '' } = {}) {
+  return [
+    'authentication:',
+    `  require: ${require}`,
+    '  jwt:',
+    `    key_sources: [${JSON.stringify(iss.jwksUri)}]`,
+    `    issuer: ${JSON.stringify(iss.issuer)}`,
+    '    audience: temporal',
+    '    leeway: 2s',
+    '    refresh_interval: 1m',
+    '  client_certs:',
+    '    - match: { uri_san: "spiffe://tgate.dev/ns/{ns}/*" }',
+    '      permissions: ["{ns}:worker"]',
+    extra,
+  ].join('\n');
+}
+
+before(async () => {
+  fe = await startFrontend({ host: '127.0.0.1', port: 0 });
+  iss = await startIssuer({ port: 0, host: '127.0.0.1', algs: ['RS256', 'ES256'], audience: 'temporal' });
+  tg = await h.startTgate({ upstream: fe.port, tls: true, extraYaml: authYaml(), logLevel: 'debug' });
+  session = await h.h2connect(tg.port, { tls: h.certs().pair('worker-a') && tlsOf('worker-a') });
+});
+
+after(async () => {
+  await h.closeSessions([session]);
+  for (const c of cleanups.reverse()) await c();
+  if (tg) await tg.stop();
+  if (iss) await iss.stop();
+  if (fe) await fe.close();
+});
+
+function tlsOf(name) {
+  const c = h.certs();
+  const p = c.pair(name);
+  return { ca: c.ca, cert: p.cert, key: p.key };
+}
+
+function call(token, { path: p = DESCRIBE, ns = 'team-a', s = session, extra = {} } = {}) {
+  const headers = { ...extra };
+  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+  return h.unaryCall(s, p, h.describeNs(ns), headers);
+}
+
+async function frontendSaw(marker) {
+  return fe.calls.some((c) => c.metadata['x-marker'] === marker);
+}
+
+function assertUnauthenticated(r, re) {
+  assert.equal(r.status, 16, `expected UNAUTHENTICATED, got ${JSON.stringify(r.trailers || r.headers)}`);
+  assert.equal(r.trailersOnly, true);
+  assert.match(decodeURIComponent(r.message || ''), re);
+}
+
+test('an RS256 and an ES256 access token from the issuer pass, unchanged', { timeout: T }, async () => {
+  for (const alg of ['RS256', 'ES256']) {
+    const token = await iss.token({ clientId: 'worker-a', permissions: ['team-a:write'], alg });
+    const marker = `ok-${alg}`;
+    const r = await call(token, { extra: { 'x-marker': marker } });
+    assert.equal(r.status, 0, JSON.stringify(r.trailers || r.headers));
+    const seen = fe.calls.find((c) => c.metadata['x-marker'] === marker);
+    assert.ok(seen, 'the frontend received the call');
+    assert.equal(seen.metadata.authorization, `Bearer ${token}`);
+  }
+  // The certificate is the first credential mapped, so its SPIFFE ID is the subject;
+  // the token's permissions are OR-ed in (worker from the certificate, write from the token).
+  assert.match(tg.log(), /authenticated as spiffe:\/\/tgate.dev\/ns\/team-a\/worker-a \(credentials 0x3, 1 namespace/);
+});
+
+test('the real SDK with mTLS and a bearer token', { timeout: T }, async () => {
+  const token = await iss.token({ clientId: 'worker-a', permissions: ['team-a:write'], alg: 'ES256' });
+  const c = tlsOf('worker-a');
+  const conn = await Connection.connect({
+    address: `127.0.0.1:${tg.port}`,
+    tls: { serverRootCACertificate: c.ca, clientCertPair: { crt: c.cert, key: c.key }, serverNameOverride: 'localhost' },
+    metadata: { authorization: `Bearer ${token}` },
+    connectTimeout: '5s',
+  });
+  try {
+    const r = await conn.workflowService.describeNamespace({ namespace: 'team-a' });
+    assert.equal(r.namespaceInfo.name, 'team-a');
+  } finally {
+    await conn.close();
+  }
+});
+
+test('no token: UNAUTHENTICATED before anything reaches the frontend', { timeout: T }, async () => {
+  const r = await call(undefined, { extra: { 'x-marker': 'no-token' } });
+  assertUnauthenticated(r, /bearer token \(JWT\) required/);
+  assert.equal(await frontendSaw('no-token'), false);
+});
+
+test('GetSystemInfo needs no credentials (exempt, as in Temporal)', { timeout: T }, async () => {
+  const r = await h.unaryCall(session, SYSINFO, Buffer.alloc(0), {});
+  assert.equal(r.status, 0);
+});
+
+test('every bad token is refused with its own reason, and never forwarded', { timeout: T }, async () => {
+  const good = await iss.token({ clientId: 'worker-a', permissions: ['team-a:write'], alg: 'RS256' });
+  const [hb, pb, sb] = good.split('.');
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const header = JSON.parse(Buffer.from(hb, 'base64url'));
+  const payload = JSON.parse(Buffer.from(pb, 'base64url'));
+  const rsaPub = crypto.createPublicKey({ key: iss.keys().current.RS256.publicJwk, format: 'jwk' })
+    .export({ type: 'spki', format: 'pem' });
+  const hs = (() => {
+    const hh = b64({ alg: 'HS256', typ: 'JWT', kid: header.kid });
+    const sig = crypto.createHmac('sha256', rsaPub).update(`${hh}.${pb}`).digest('base64url');
+    return `${hh}.${pb}.${sig}`;
+  })();
+  const cases = [
+    ['expired', await iss.token({ clientId: 'worker-a', ttl: -120 }), /expired/],
+    ['wrong audience', await iss.token({ clientId: 'worker-a', extraClaims: { aud: 'billing' } }), /audience/],
+    ['wrong issuer', await iss.token({ clientId: 'worker-a', extraClaims: { iss: 'http://evil.test' } }), /issuer/],
+    ['not yet valid', await iss.token({ clientId: 'worker-a', extraClaims: { nbf: Math.floor(Date.now() / 1000) + 3600 } }), /not yet valid/],
+    ['non-array permissions', await iss.token({ clientId: 'worker-a', extraClaims: { permissions: 'team-a:admin' } }), /permissions/],
+    ['tampered payload', `${hb}.${b64({ ...payload, permissions: ['temporal-system:admin'] })}.${sb}`, /signature/],
+    ['alg none', `${b64({ alg: 'none', typ: 'JWT' })}.${pb}.`, /algorithm|malformed/],
+    ['HS256 with the public key', hs, /algorithm/],
+    ['unknown kid', `${b64({ ...header, kid: 'nope' })}.${pb}.${sb}`, /unknown key id/],
+    ['truncated', good.slice(0, good.length - 10), /signature|malformed/],
+    ['bad base64', `${hb}.${pb}.${sb.replace(/.$/, '=')}`, /malformed/],
+    ['oversized', `${hb}.${b64({ ...payload, pad: 'x'.repeat(17000) })}.${sb}`, /too large/],
+    ['not a JWT scheme', null, /Bearer/],
+  ];
+  for (const [name, token, re] of cases) {
+    const marker = `bad-${name}`;
+    const extra = { 'x-marker': marker };
+    const r = token === null
+      ? await h.unaryCall(session, DESCRIBE, h.describeNs('team-a'), { authorization: `Basic ${good}`, ...extra })
+      : await call(token, { extra });
+    assertUnauthenticated(r, re);
+    assert.ok(!decodeURIComponent(r.message).includes(sb), `${name}: the reason must not echo the token`);
+    assert.equal(await frontendSaw(marker), false, `${name} reached the frontend`);
+  }
+});
+
+test('a repeated token is served from the cache', { timeout: T }, async () => {
+  const token = await iss.token({ clientId: 'worker-b', permissions: ['team-b:worker'] });
+  const s2 = await h.h2connect(tg.port, { tls: tlsOf('worker-b') });
+  cleanups.push(() => h.closeSessions([s2]));
+  for (let i = 0; i < 20; i++) assert.equal((await call(token, { s: s2, ns: 'team-b' })).status, 0);
+});
+
+test('key rotation at the issuer is picked up without a restart; dropped keys stop working', { timeout: T }, async () => {
+  // A tgate of its own: an unknown kid sent by another test would defer its early refresh.
+  const tg5 = await h.startTgate({ upstream: fe.port, tls: true, extraYaml: authYaml() });
+  cleanups.push(() => tg5.stop());
+  const s = await h.h2connect(tg5.port, { tls: tlsOf('worker-a') });
+  cleanups.push(() => h.closeSessions([s]));
+  const call = (token) => h.unaryCall(s, DESCRIBE, h.describeNs('team-a'), { authorization: `Bearer ${token}` });
+  const old = await iss.token({ clientId: 'worker-a', alg: 'ES256' });
+  assert.equal((await call(old)).status, 0);
+  await iss.rotate({ dropOld: true });
+  const fresh = await iss.token({ clientId: 'worker-a', alg: 'ES256' });
+  assert.notEqual(JSON.parse(Buffer.from(fresh.split('.')[0], 'base64url')).kid,
+    JSON.parse(Buffer.from(old.split('.')[0], 'base64url')).kid);
+  // The unknown kid triggers an early refresh; the first call may race it.
+  await h.waitFor(async () => (await call(fresh)).status === 0, 5000 * h.SLOW, 'the rotated key to be accepted', 200);
+  const r = await call(old);
+  assertUnauthenticated(r, /unknown key id/);
+});
+
+test('a flood of unknown kids costs one fetch per window; a rotation is still picked up', { timeout: T }, async () => {
+  const tg6 = await h.startTgate({ upstream: fe.port, tls: true, extraYaml: authYaml() });
+  cleanups.push(() => tg6.stop());
+  const s = await h.h2connect(tg6.port, { tls: tlsOf('worker-a') });
+  cleanups.push(() => h.closeSessions([s]));
+  const call = (token) => h.unaryCall(s, DESCRIBE, h.describeNs('team-a'), { authorization: `Bearer ${token}` });
+  const good = await iss.token({ clientId: 'worker-a', alg: 'RS256' });
+  const [hb, pb, sb] = good.split('.');
+  const header = JSON.parse(Buffer.from(hb, 'base64url'));
+  for (let i = 0; i < 50; i++) {
+    const forged = `${Buffer.from(JSON.stringify({ ...header, kid: `made-up-${i}` })).toString('base64url')}.${pb}.${sb}`;
+    assertUnauthenticated(await call(forged), /unknown key id/);
+  }
+  await h.sleep(300);
+  const early = (tg6.log().match(/refreshing early/g) || []).length;
+  assert.equal(early, 1, 'one early refresh for the whole flood');
+  await iss.rotate();
+  const fresh = await iss.token({ clientId: 'worker-a', alg: 'RS256' });
+  // Deferred to the end of the 10 s window, not dropped.
+  await h.waitFor(async () => (await call(fresh)).status === 0, 15_000, 'the rotated key after the window', 500);
+});
+
+test('the issuer going away: the last good keys keep working', { timeout: T }, async () => {
+  // Make sure this tgate holds the issuer's current keys (other tests rotated them).
+  const warm = await iss.token({ clientId: 'worker-a', alg: 'RS256' });
+  await h.waitFor(async () => (await call(warm)).status === 0, 15_000, 'current keys', 500);
+  const token = await iss.token({ clientId: 'worker-a', alg: 'RS256' });
+  await iss.stop();
+  try {
+    // A token tgate has never seen, under keys fetched before the issuer stopped.
+    assert.equal((await call(token)).status, 0);
+  } finally {
+    await iss.start();
+  }
+});
+
+test('client certificate required: a TLS client without one never gets a call through', { timeout: T }, async () => {
+  const tg2 = await h.startTgate({ upstream: fe.port, tls: 'optional', extraYaml: authYaml() });
+  cleanups.push(() => tg2.stop());
+  const c = h.certs();
+  const s = await h.h2connect(tg2.port, { tls: { ca: c.ca } });
+  cleanups.push(() => h.closeSessions([s]));
+  const token = await iss.token({ clientId: 'worker-a' });
+  const r = await call(token, { s });
+  assertUnauthenticated(r, /client certificate required/);
+});
+
+test('API keys: a listed key passes, an unknown or expired one does not', { timeout: T }, async () => {
+  const dir = h.tempDir('tgate-keys-');
+  const mk = (extra) => {
+    const out = require('node:child_process').execFileSync(h.TGATE_BIN,
+      ['apikey', 'new', '--subject', 'ci', '--permission', 'default:write', ...extra], { encoding: 'utf8' });
+    return { key: /#\s+(tgk_\S+)/.exec(out)[1], entry: out.split('\n').filter((l) => !l.startsWith('#')).join('\n') };
+  };
+  const good = mk([]);
+  const old = mk(['--expires', '2020-01-01']);
+  const file = path.join(dir, 'keys.yaml');
+  fs.writeFileSync(file, `keys:\n${good.entry}\n${old.entry}\n`);
+  const tg3 = await h.startTgate({
+    upstream: fe.port,
+    extraYaml: `authentication:\n  require: [api_key]\n  api_keys_file: ${JSON.stringify(file)}\n  api_key_header: x-api-key\n`,
+  });
+  cleanups.push(() => tg3.stop());
+  const s = await h.h2connect(tg3.port);
+  cleanups.push(() => h.closeSessions([s]));
+  assert.equal((await call(good.key, { s, ns: 'default' })).status, 0);
+  const viaHeader = await h.unaryCall(s, DESCRIBE, h.describeNs('default'), { 'x-api-key': good.key });
+  assert.equal(viaHeader.status, 0);
+  assertUnauthenticated(await call(old.key, { s }), /expired/);
+  assertUnauthenticated(await call(`${good.key}x`, { s }), /unknown API key/);
+  assertUnauthenticated(await call(undefined, { s }), /API key required/);
+});
+
+test('no key loaded yet: not ready, and calls get UNAVAILABLE rather than through', { timeout: T }, async () => {
+  const dead = await h.freePort();
+  const yaml = [
+    'authentication:', '  require: [jwt]', '  jwt:',
+    `    key_sources: ["http://127.0.0.1:${dead}/jwks"]`,
+  ].join('\n');
+  const tg4 = await h.startTgate({ upstream: fe.port, extraYaml: yaml, waitReady: false });
+  cleanups.push(() => tg4.stop());
+  const ready = await h.httpGet(tg4.adminPort, '/health/ready');
+  assert.equal(ready.status, 503);
+  assert.match(ready.body, /verification key/);
+  const s = await h.h2connect(tg4.port);
+  cleanups.push(() => h.closeSessions([s]));
+  const token = await iss.token({ clientId: 'worker-a' });
+  const r = await call(token, { s });
+  assert.equal(r.status, 14);
+});
