@@ -10,7 +10,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 CFLAGS ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
           -Iinclude $(PKG_CFLAGS) -DTG_VERSION=\"$(VERSION)\" -pthread
-override LDLIBS += $(PKG_LIBS) -pthread
+override LDLIBS += $(PKG_LIBS) -ldl -pthread
 
 SRCS := $(wildcard src/*.c)
 LIB_SRCS := $(filter-out src/main.c,$(SRCS))
@@ -24,7 +24,14 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 
 .PHONY: all install test unit asan fuzz fuzz-one clean format format-check deps bench
 
-all: $(BUILD)/tgate
+PLUGIN_SRCS := $(wildcard plugins/*.c)
+PLUGINS := $(PLUGIN_SRCS:plugins/%.c=$(BUILD)/plugins/%.so)
+
+all: $(BUILD)/tgate $(PLUGINS)
+
+$(BUILD)/plugins/%.so: plugins/%.c include/tgate_plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 
 $(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h)
 	@mkdir -p $(dir $@)
@@ -40,7 +47,14 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) tests/unit/tg_test.h
 unit: $(UNIT_BINS)
 	@rc=0; for t in $(UNIT_BINS); do $$t || rc=1; done; exit $$rc
 
-install: $(BUILD)/tgate
+instPLUGIN_SRCS := $(wildcard plugins/*.c)
+PLUGINS := $(PLUGIN_SRCS:plugins/%.c=$(BUILD)/plugins/%.so)
+
+all: $(BUILD)/tgate $(PLUGINS)
+
+$(BUILD)/plugins/%.so: plugins/%.c include/tgate_plugin.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/tgate $(DESTDIR)$(PREFIX)/bin/tgate
 
@@ -54,7 +68,7 @@ FUZZ_TIME ?= 20
 FUZZ_FLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -DTG_VERSION=\"$(VERSION)\" -Iinclude $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined
 build-fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard include/*.h)
 	@mkdir -p build-fuzz
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -pthread
+	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(PKG_LIBS) -ldl -pthread
 
 # Runs one harness (FUZZ_TARGET) on a scratch copy of its committed corpus.
 fuzz-one: build-fuzz/$(FUZZ_TARGET)

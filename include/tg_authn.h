@@ -52,11 +52,12 @@ int tg_authn_peer_claims(const tg_authn *a, SSL *ssl, tg_claims *out);
 #define TG_AUTHN_UNAUTHENTICATED 16
 #define TG_AUTHN_UNAVAILABLE 14
 
-/* Authenticates a call: peer holds the connection's tg_authn_peer_claims()
- * (NULL for h2c). On TG_AUTHN_OK *out (initialised, empty) holds the merged
+/* Authenticates a call: ssl is the downstream TLS connection (NULL for
+ * h2c), peer its tg_authn_peer_claims(). Plugins run after the token and
+ * API key. On TG_AUTHN_OK *out (initialised, empty) holds the merged
  * claims; otherwise *reason says why. */
 int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
-                  const tg_claims *peer, int64_t now, tg_claims *out,
+                  SSL *ssl, const tg_claims *peer, int64_t now, tg_claims *out,
                   const char **reason);
 
 typedef struct tg_authn_local_stats {

@@ -62,6 +62,7 @@ typedef struct tg_strlist {
 #define TG_AUTHN_CLIENT_CERT 1u
 #define TG_AUTHN_JWT 2u
 #define TG_AUTHN_API_KEY 4u
+#define TG_AUTHN_PLUGIN 8u
 
 /* authentication.client_certs[i]: match fields in tg_certmap's order
  * (cn, o, ou, dns_san, uri_san, email_san); NULL when not matched. */
@@ -89,6 +90,12 @@ typedef struct tg_jwt_cfg {
                                    default 10000, 0 (no cache)..10000000 */
 } tg_jwt_cfg;
 
+/* authentication.plugins[i] */
+typedef struct tg_plugin_cfg {
+  char *path;   /* shared object to dlopen */
+  char *config; /* handed to the plugin's init; NULL when absent */
+} tg_plugin_cfg;
+
 typedef struct tg_authn_cfg {
   uint32_t require;           /* TG_AUTHN_* every call must present */
   tg_strlist exempt_methods;  /* full gRPC paths needing no credentials;
@@ -103,6 +110,8 @@ typedef struct tg_authn_cfg {
   char *api_keys_file;        /* NULL when absent */
   char *api_key_header;       /* a header carrying the bare key; NULL: only
                                  token_header's "Bearer <key>" */
+  tg_plugin_cfg *plugins;     /* ClaimMapper plugins, run in order */
+  size_t nplugins;
 } tg_authn_cfg;
 
 typedef enum tg_authz_mode {

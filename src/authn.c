@@ -8,6 +8,7 @@
 #include "tg_certmap.h"
 #include "tg_jwt.h"
 #include "tg_log.h"
+#include "tg_plugins.h"
 #include "tg_tokencache.h"
 
 struct tg_authn {
@@ -19,6 +20,7 @@ struct tg_authn {
   tg_perm_opts perm;
   tg_jwt_opts jwt;
   tg_apikeys_file *keys;
+  tg_plugins *plugins; /* NULL without plugins */
 };
 
 struct tg_authn_local {
@@ -95,6 +97,9 @@ tg_authn *tg_authn_new(const tg_config *cfg, tg_keystore *keystore, char *err,
       goto fail;
     }
   }
+  if (ac->nplugins &&
+      !(a->plugins = tg_plugins_load(ac->plugins, ac->nplugins, err, errlen)))
+    goto fail;
   return a;
 fail:
   tg_authn_free(a);
@@ -107,6 +112,7 @@ void tg_authn_free(tg_authn *a) {
   tg_certmap_free(a->certmap);
   tg_perm_regex_free(a->regex);
   tg_apikeys_file_free(a->keys);
+  tg_plugins_free(a->plugins);
   free(a);
 }
 
@@ -237,7 +243,7 @@ static int check_api_key(const tg_authn *a, const char *key, size_t len,
 }
 
 int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
-                  const tg_claims *peer, int64_t now, tg_claims *out,
+                  SSL *ssl, const tg_claims *peer, int64_t now, tg_claims *out,
                   const char **reason) {
   const tg_authn_cfg *ac = a->ac;
   const char *v;
@@ -291,11 +297,27 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
         (rv = check_api_key(a, v, len, now, out, reason)) != TG_AUTHN_OK)
       goto end;
   }
+  if (a->plugins) {
+    size_t plen = 0;
+    const char *path = tg_hdrs_get(h, ":path", &plen);
+    int pr = tg_plugins_apply(a->plugins, path ? path : "", plen, h, ssl, out,
+                              reason);
+    if (pr == TG_CLAIMS_ERR_NOMEM) {
+      *reason = "out of memory";
+      rv = TG_AUTHN_UNAVAILABLE;
+      goto end;
+    }
+    if (pr != 0) {
+      rv = TG_AUTHN_UNAUTHENTICATED;
+      goto end;
+    }
+  }
   uint32_t missing = ac->require & ~out->kinds;
   if (missing) {
     *reason = (missing & TG_AUTHN_CLIENT_CERT) ? "client certificate required"
               : (missing & TG_AUTHN_JWT)       ? "bearer token (JWT) required"
-                                               : "API key required";
+              : (missing & TG_AUTHN_API_KEY)   ? "API key required"
+                                               : "no plugin recognised a credential";
     rv = TG_AUTHN_UNAUTHENTICATED;
   }
 end:

@@ -991,6 +991,48 @@ static void cfg_client_certs(cfg_parser *p, yaml_node_t *n) {
   }
 }
 
+static void cfg_plugins(cfg_parser *p, yaml_node_t *n) {
+  tg_authn_cfg *a = p->cfg->authn;
+  char path[64], name[96];
+  if (n->type != YAML_SEQUENCE_NODE) {
+    cfg_error(p, n,
+              "'authentication.plugins' must be a sequence of {path, config}, "
+              "not %s",
+              cfg_kind(n));
+    return;
+  }
+  size_t count =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (count == 0)
+    return;
+  a->plugins = calloc(count, sizeof *a->plugins);
+  if (!a->plugins) {
+    p->nomem = 1;
+    return;
+  }
+  a->nplugins = count;
+  for (size_t i = 0; i < count; i++) {
+    yaml_node_t *item =
+        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
+    snprintf(path, sizeof path, "authentication.plugins[%zu]", i);
+    if (!item || !cfg_expect_mapping(p, path, item))
+      continue;
+    enum { P_PATH, P_CONFIG, P_N };
+    cfg_field f[P_N] = {{.name = "path"}, {.name = "config"}};
+    cfg_collect(p, item, path, f, P_N);
+    if (f[P_PATH].val) {
+      snprintf(name, sizeof name, "%s.path", path);
+      cfg_get_string(p, name, f[P_PATH].val, &a->plugins[i].path);
+    } else {
+      cfg_missing(p, item, path, "path", "");
+    }
+    if (f[P_CONFIG].val) {
+      snprintf(name, sizeof name, "%s.config", path);
+      cfg_get_string(p, name, f[P_CONFIG].val, &a->plugins[i].config);
+    }
+  }
+}
+
 static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
   enum {
     A_REQUIRE,
@@ -1001,12 +1043,14 @@ static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
     A_CERTS,
     A_KEYS,
     A_KEYHDR,
+    A_PLUGINS,
     A_N
   };
   cfg_field f[A_N] = {{.name = "require"},         {.name = "exempt_methods"},
                       {.name = "system_namespaces"}, {.name = "token_header"},
                       {.name = "jwt"},             {.name = "client_certs"},
-                      {.name = "api_keys_file"},   {.name = "api_key_header"}};
+                      {.name = "api_keys_file"},   {.name = "api_key_header"},
+                      {.name = "plugins"}};
   static const char *const default_exempt[] = {
       "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo",
       "/grpc.health.v1.Health/Check"};
@@ -1043,10 +1087,12 @@ static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
           a->require |= TG_AUTHN_JWT;
         else if (cfg_scalar_is(item, "api_key"))
           a->require |= TG_AUTHN_API_KEY;
+        else if (cfg_scalar_is(item, "plugin"))
+          a->require |= TG_AUTHN_PLUGIN;
         else
           cfg_error(p, item,
                     "'authentication.require' entries must be client_cert, "
-                    "jwt or api_key, not '%s'",
+                    "jwt, api_key or plugin, not '%s'",
                     cfg_quote_node(item, q));
       }
     }
@@ -1082,6 +1128,11 @@ static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
   if (f[A_KEYHDR].val)
     cfg_get_string(p, "authentication.api_key_header", f[A_KEYHDR].val,
                    &a->api_key_header);
+  if (f[A_PLUGINS].val)
+    cfg_plugins(p, f[A_PLUGINS].val);
+  if ((a->require & TG_AUTHN_PLUGIN) && !a->nplugins)
+    cfg_missing(p, n, "authentication", "plugins",
+                " (required when require lists plugin)");
   for (size_t i = 0; a->token_header && a->token_header[i]; i++)
     if (a->token_header[i] >= 'A' && a->token_header[i] <= 'Z')
       a->token_header[i] = (char)(a->token_header[i] - 'A' + 'a');
@@ -1127,6 +1178,11 @@ void tg_authn_cfg_free(tg_authn_cfg *a) {
   free(a->cert_rules);
   free(a->api_keys_file);
   free(a->api_key_header);
+  for (size_t i = 0; i < a->nplugins; i++) {
+    free(a->plugins[i].path);
+    free(a->plugins[i].config);
+  }
+  free(a->plugins);
   free(a);
 }
 

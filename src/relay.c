@@ -226,7 +226,8 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
       return -1;
     }
   }
-  int rv = tg_authn_call(app->authn, r->w->authn, &r->req_hdrs, d->peer_claims,
+  int rv = tg_authn_call(app->authn, r->w->authn, &r->req_hdrs, d->ssl,
+                         d->peer_claims,
                          (int64_t)time(NULL), &r->claims, &reason);
   if (rv == TG_AUTHN_OK) {
     tg_debug("client %s: %.*s: authenticated as %s (credentials 0x%x, %zu "

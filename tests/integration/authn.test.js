@@ -272,3 +272,35 @@ test('no key loaded yet: not ready, and calls get UNAVAILABLE rather than throug
   const r = await call(token, { s });
   assert.equal(r.status, 14);
 });
+
+test('a ClaimMapper plugin (dlopen ABI): its credential passes, an unknown one is refused', { timeout: T }, async () => {
+  const so = path.join(h.ROOT, 'build', 'plugins', 'example_header_map.so');
+  const yaml = [
+    'authentication:',
+    '  require: [plugin]',
+    '  plugins:',
+    `    - path: ${JSON.stringify(so)}`,
+    '      config: "header=x-demo-user;alice=default:write,payments:read"',
+  ].join('\n');
+  const tg7 = await h.startTgate({ upstream: fe.port, extraYaml: yaml, logLevel: 'debug' });
+  cleanups.push(() => tg7.stop());
+  const s = await h.h2connect(tg7.port);
+  cleanups.push(() => h.closeSessions([s]));
+  const ok = await h.unaryCall(s, DESCRIBE, h.describeNs('default'), { 'x-demo-user': 'alice' });
+  assert.equal(ok.status, 0);
+  assert.match(tg7.log(), /authenticated as alice \(credentials 0x8, 2 namespace/);
+  assertUnauthenticated(await h.unaryCall(s, DESCRIBE, h.describeNs('default'), { 'x-demo-user': 'mallory' }),
+    /unknown demo user/);
+  assertUnauthenticated(await h.unaryCall(s, DESCRIBE, h.describeNs('default'), {}), /no plugin recognised/);
+});
+
+test('a plugin that cannot be loaded stops the start with a reason', { timeout: T }, async () => {
+  const cfg = path.join(h.tempDir('tgate-plugin-'), 'bad.yaml');
+  fs.writeFileSync(cfg, [
+    'listen: {address: "127.0.0.1:1"}', 'upstream: {addresses: ["127.0.0.1:2"]}',
+    'authentication:', '  plugins:', '    - path: /nonexistent/plugin.so', '',
+  ].join('\n'));
+  const r = require('node:child_process').spawnSync(h.TGATE_BIN, ['--check-config', '-c', cfg], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /plugin \/nonexistent\/plugin.so: .*No such file/);
+});
