@@ -5,6 +5,8 @@
 #include <openssl/rand.h>
 #include <string.h>
 
+#include "tg_b64.h"
+
 static void sha256(const char *s, size_t len, uint8_t out[32]) {
   unsigned int n = 32;
   EVP_Digest(s, len, out, &n, EVP_sha256(), NULL);
@@ -22,22 +24,11 @@ void tg_apikey_hash_hex(const char *key, size_t len, char hex[65]) {
 }
 
 int tg_apikey_generate(char key[TG_APIKEY_LEN + 1], char hex[65]) {
-  static const char b64url[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  uint8_t raw[33];
-  if (RAND_bytes(raw, 32) != 1)
+  uint8_t raw[32];
+  if (RAND_bytes(raw, sizeof raw) != 1)
     return -1;
-  raw[32] = 0;
   memcpy(key, "tgk_", 4);
-  /* 32 bytes -> 43 base64url characters (the last carries 4 bits). */
-  size_t o = 4;
-  for (size_t i = 0; i < 33 && o < TG_APIKEY_LEN; i += 3) {
-    uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 |
-                 (i + 2 < 33 ? raw[i + 2] : 0);
-    for (int k = 3; k >= 0 && o < TG_APIKEY_LEN; k--)
-      key[o++] = b64url[(v >> (6 * k)) & 63];
-  }
-  key[TG_APIKEY_LEN] = '\0';
+  tg_b64url_encode(raw, sizeof raw, key + 4); /* 43 characters */
   OPENSSL_cleanse(raw, sizeof raw);
   tg_apikey_hash_hex(key, TG_APIKEY_LEN, hex);
   return 0;

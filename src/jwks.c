@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tg_b64.h"
+
 #define JWKS_RSA_MIN_BITS 2048
 /* OpenSSL refuses to verify with a larger modulus or public exponent
  * (OPENSSL_RSA_MAX_MODULUS_BITS, OPENSSL_RSA_MAX_PUBEXP_BITS). */
@@ -58,46 +60,6 @@ static void set_err(char *err, size_t errlen, const char *msg) {
     snprintf(err, errlen, "%s", msg);
 }
 
-static int b64url_val(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '-')
-    return 62;
-  if (c == '_')
-    return 63;
-  return -1;
-}
-
-/* Strict base64url without padding into out (room for len * 3 / 4 bytes).
- * Leftover bits must be zero, so that one value has one encoding. 0 or -1. */
-static int b64url_decode(const char *in, size_t len, uint8_t *out,
-                         size_t *outlen) {
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t o = 0;
-  if (len % 4 == 1)
-    return -1;
-  for (size_t i = 0; i < len; i++) {
-    int v = b64url_val((unsigned char)in[i]);
-    if (v < 0)
-      return -1;
-    acc = (acc << 6) | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
-  }
-  if (acc != 0)
-    return -1;
-  *outlen = o;
-  return 0;
-}
 
 /* A base64url string member of a JWK, decoded into buf (JWKS_MAX_B64 * 3 / 4
  * bytes); 0, or -1 when absent, not a string, too long or not base64url. */
@@ -106,7 +68,7 @@ static int member_b64(json_t *key, const char *name, uint8_t *buf,
   json_t *v = json_object_get(key, name);
   if (!json_is_string(v) || json_string_length(v) > JWKS_MAX_B64)
     return -1;
-  return b64url_decode(json_string_value(v), json_string_length(v), buf,
+  return tg_b64url_decode(json_string_value(v), json_string_length(v), buf,
                        outlen);
 }
 

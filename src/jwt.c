@@ -19,6 +19,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tg_b64.h"
+
 #define JWT_DEFAULT_MAX_LEN 16384
 /* DER of an ECDSA signature on P-521: two 67-byte INTEGERs in a SEQUENCE. */
 #define JWT_ECDSA_DER_MAX 160
@@ -55,46 +57,6 @@ typedef struct jwt_token {
   json_t *header, *claims;
 } jwt_token;
 
-static int b64url_val(unsigned char c) {
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '-')
-    return 62;
-  if (c == '_')
-    return 63;
-  return -1;
-}
-
-/* Strict base64url without padding; leftover bits must be zero so that a
- * token has one encoding. 0 or -1. */
-static int b64url_decode(const char *in, size_t len, uint8_t *out,
-                         size_t *outlen) {
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t o = 0;
-  if (len % 4 == 1)
-    return -1;
-  for (size_t i = 0; i < len; i++) {
-    int v = b64url_val((unsigned char)in[i]);
-    if (v < 0)
-      return -1;
-    acc = (acc << 6) | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
-  }
-  if (acc != 0)
-    return -1;
-  *outlen = o;
-  return 0;
-}
 
 static void token_clear(jwt_token *t) {
   json_decref(t->claims);
@@ -144,7 +106,7 @@ static int token_parse(const char *s, size_t len, size_t max_len, jwt_token *t,
     return TG_JWT_ERR_NOMEM;
   }
   for (size_t i = 0; i < 3; i++) {
-    if (b64url_decode(part[i], plen[i], t->buf + off, &dlen[i]) != 0) {
+    if (tg_b64url_decode(part[i], plen[i], t->buf + off, &dlen[i]) != 0) {
       *why = "malformed token: bad base64url";
       return TG_JWT_ERR_MALFORMED;
     }
@@ -495,7 +457,7 @@ int tg_jwt_looks_like(const char *s, size_t len) {
         return 0;
       dots++;
       seg = 0;
-    } else if (b64url_val((unsigned char)s[i]) < 0) {
+    } else if (tg_b64url_val((unsigned char)s[i]) < 0) {
       return 0;
     } else {
       seg++;
