@@ -93,10 +93,10 @@ bench:
 	scripts/bench.sh
 
 format:
-	clang-format -i src/*.c include/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i src/*.c include/*.h plugins/*.c tests/unit/*.c tests/fuzz/*.c
 
 format-check:
-	clang-format --dry-run -Werror src/*.c include/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format --dry-run -Werror src/*.c include/*.h plugins/*.c tests/unit/*.c tests/fuzz/*.c
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -25,13 +25,15 @@ typedef enum tg_authz_result {
 
 typedef struct tg_call_info {
   const tg_hdrs *headers;
-  const char *path; /* ":path", e.g. /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution */
+  const char *path; /* ":path", e.g.
+                       /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution
+                     */
   size_t path_len;
   const uint8_t *msg; /* first message payload (without the 5-byte prefix) */
   size_t msg_len;
   int msg_compressed;
-  int have_msg; /* 0 on the first (headers-only) ask */
-  SSL *ssl;     /* downstream TLS connection, NULL for h2c */
+  int have_msg;            /* 0 on the first (headers-only) ask */
+  SSL *ssl;                /* downstream TLS connection, NULL for h2c */
   const tg_claims *claims; /* the authenticated caller's claims */
 } tg_call_info;
 

@@ -57,8 +57,9 @@ typedef struct tg_cert_fields {
 } tg_cert_fields;
 
 typedef struct tg_cert_rule_conf {
-  const char *match[TG_CF_COUNT]; /* NULL: field not matched; at least one set */
-  const char *subject;            /* template; NULL: default */
+  const char
+      *match[TG_CF_COUNT]; /* NULL: field not matched; at least one set */
+  const char *subject;     /* template; NULL: default */
   const char *const *permissions; /* templates of "namespace:role" */
   size_t npermissions;
 } tg_cert_rule_conf;

@@ -48,13 +48,13 @@ typedef struct tg_ns_role {
 } tg_ns_role;
 
 typedef struct tg_claims {
-  char *subject;      /* NULL until a mapper sets it */
-  uint32_t kinds;     /* TG_CRED_* */
-  uint8_t system;     /* role bits on the system scope */
-  tg_ns_role *ns;     /* sorted bytewise by name, names unique */
+  char *subject;  /* NULL until a mapper sets it */
+  uint32_t kinds; /* TG_CRED_* */
+  uint8_t system; /* role bits on the system scope */
+  tg_ns_role *ns; /* sorted bytewise by name, names unique */
   size_t nns, cap;
-  int64_t not_after;  /* unix seconds after which these claims are void
-                         (the earliest expiry of the credentials); 0: none */
+  int64_t not_after; /* unix seconds after which these claims are void
+                        (the earliest expiry of the credentials); 0: none */
 } tg_claims;
 
 void tg_claims_init(tg_claims *c);
@@ -84,7 +84,7 @@ typedef struct tg_perm_regex tg_perm_regex; /* compiled permissions_regex */
 typedef struct tg_perm_opts {
   const char *const *system_names; /* NULL: {"temporal-system"} */
   size_t nsystem_names;
-  const tg_perm_regex *regex;      /* NULL: split at the first ':' */
+  const tg_perm_regex *regex; /* NULL: split at the first ':' */
 } tg_perm_opts;
 
 /* Role bit of a role name (case-insensitive), or 0 when unknown. */
@@ -105,7 +105,6 @@ int tg_perm_is_system(const char *ns, size_t len, const tg_perm_opts *opts);
  * As in Go, '$' matches only at the very end. Unlike RE2, PCRE2 backtracks:
  * a match that exceeds its match/depth/heap limits counts as no match.
  * A compiled regex may be shared by threads. */
-tg_perm_regex *tg_perm_regex_new(const char *pattern, char *err,
-                                 size_t errlen);
+tg_perm_regex *tg_perm_regex_new(const char *pattern, char *err, size_t errlen);
 void tg_perm_regex_free(tg_perm_regex *re); /* NULL-safe */
 #endif

@@ -11,9 +11,9 @@
  *   node) appended to *errors. Unknown keys, wrong types, duplicate keys and
  *   out-of-range values are all errors.
  * - On success returns 0 and stores a new tg_config in *out (caller owns it,
- *   release with tg_config_free()). On failure returns a negative TG_CONFIG_ERR_*
- *   code, *out is NULL and *errors (caller frees with free()) holds at least
- *   one line. *errors is NULL when there is nothing to report.
+ *   release with tg_config_free()). On failure returns a negative
+ * TG_CONFIG_ERR_* code, *out is NULL and *errors (caller frees with free())
+ * holds at least one line. *errors is NULL when there is nothing to report.
  * - All strings in a tg_config are NUL-terminated heap copies owned by it.
  *
  * Thread-safety: a loaded tg_config is immutable and shared read-only by all
@@ -38,9 +38,9 @@ typedef struct tg_addr {
 } tg_addr;
 
 typedef struct tg_listen_tls {
-  char *cert_file;       /* required */
-  char *key_file;        /* required */
-  char *client_ca_file;  /* optional; NULL when absent */
+  char *cert_file;         /* required */
+  char *key_file;          /* required */
+  char *client_ca_file;    /* optional; NULL when absent */
   int require_client_cert; /* default 0; 1 requires client_ca_file */
 } tg_listen_tls;
 
@@ -48,7 +48,8 @@ typedef struct tg_upstream_tls {
   char *ca_file;     /* optional: NULL means the system trust store */
   char *cert_file;   /* optional client certificate for an mTLS frontend */
   char *key_file;    /* required iff cert_file is set */
-  char *server_name; /* optional: SNI and name to verify; default: the address host */
+  char *server_name; /* optional: SNI and name to verify; default: the address
+                        host */
 } tg_upstream_tls;
 
 /* A list of strings (each a NUL-terminated heap copy). */
@@ -82,12 +83,12 @@ typedef struct tg_jwt_cfg {
   char *permissions_regex;      /* NULL: split at the first ':' */
   char *subject_claim;          /* default "sub" */
   char *issuer;                 /* NULL: not checked */
-  tg_strlist audiences;         /* audience: a string or a list; empty: not checked */
-  uint64_t leeway_ms;           /* leeway, default 60s, 0..10m */
-  int require_exp;              /* require_exp, default true */
-  uint32_t max_token_bytes;     /* max_token_size, default 16384, 256..1048576 */
-  uint32_t cache_size;          /* cache_size: verified tokens kept per worker,
-                                   default 10000, 0 (no cache)..10000000 */
+  tg_strlist audiences; /* audience: a string or a list; empty: not checked */
+  uint64_t leeway_ms;   /* leeway, default 60s, 0..10m */
+  int require_exp;      /* require_exp, default true */
+  uint32_t max_token_bytes; /* max_token_size, default 16384, 256..1048576 */
+  uint32_t cache_size;      /* cache_size: verified tokens kept per worker,
+                               default 10000, 0 (no cache)..10000000 */
 } tg_jwt_cfg;
 
 /* authentication.plugins[i] */
@@ -97,20 +98,20 @@ typedef struct tg_plugin_cfg {
 } tg_plugin_cfg;
 
 typedef struct tg_authn_cfg {
-  uint32_t require;           /* TG_AUTHN_* every call must present */
-  tg_strlist exempt_methods;  /* full gRPC paths needing no credentials;
-                                 default: WorkflowService/GetSystemInfo and
-                                 grpc.health.v1.Health/Check */
+  uint32_t require;             /* TG_AUTHN_* every call must present */
+  tg_strlist exempt_methods;    /* full gRPC paths needing no credentials;
+                                   default: WorkflowService/GetSystemInfo and
+                                   grpc.health.v1.Health/Check */
   tg_strlist system_namespaces; /* default ["temporal-system"] */
-  char *token_header;         /* header carrying "Bearer <token|key>",
-                                 default "authorization" */
-  tg_jwt_cfg *jwt;            /* NULL when authentication.jwt is absent */
+  char *token_header;           /* header carrying "Bearer <token|key>",
+                                   default "authorization" */
+  tg_jwt_cfg *jwt;              /* NULL when authentication.jwt is absent */
   tg_cert_rule_cfg *cert_rules;
   size_t ncert_rules;
-  char *api_keys_file;        /* NULL when absent */
-  char *api_key_header;       /* a header carrying the bare key; NULL: only
-                                 token_header's "Bearer <key>" */
-  tg_plugin_cfg *plugins;     /* ClaimMapper plugins, run in order */
+  char *api_keys_file;    /* NULL when absent */
+  char *api_key_header;   /* a header carrying the bare key; NULL: only
+                             token_header's "Bearer <key>" */
+  tg_plugin_cfg *plugins; /* ClaimMapper plugins, run in order */
   size_t nplugins;
 } tg_authn_cfg;
 
@@ -127,32 +128,36 @@ typedef enum tg_log_level {
 
 typedef struct tg_config {
   /* listen: */
-  tg_addr listen_address;      /* required */
-  tg_listen_tls *listen_tls;   /* NULL when listen.tls is absent (h2c) */
-  uint32_t max_concurrent_streams; /* listen.max_concurrent_streams, default 1000, 1..1000000 */
+  tg_addr listen_address;          /* required */
+  tg_listen_tls *listen_tls;       /* NULL when listen.tls is absent (h2c) */
+  uint32_t max_concurrent_streams; /* listen.max_concurrent_streams, default
+                                      1000, 1..1000000 */
 
   /* upstream: */
   tg_addr *upstream_addresses; /* required, at least one */
   size_t upstream_naddresses;
   tg_upstream_tls *upstream_tls; /* NULL when upstream.tls is absent (h2c) */
-  uint32_t upstream_max_connections; /* upstream.max_connections per address per worker,
-                                        default 8, 1..1024 */
-  uint64_t upstream_connect_timeout_ms; /* upstream.connect_timeout, default 5s */
+  uint32_t upstream_max_connections; /* upstream.max_connections per address per
+                                        worker, default 8, 1..1024 */
+  uint64_t
+      upstream_connect_timeout_ms; /* upstream.connect_timeout, default 5s */
 
   /* admin: (optional section) */
   tg_addr *admin_address; /* NULL when admin is absent */
 
-  uint32_t workers;               /* 0 (the default) = one per online CPU; max 256 */
-  uint64_t shutdown_grace_ms;     /* shutdown_grace_period, default 30s */
+  uint32_t workers; /* 0 (the default) = one per online CPU; max 256 */
+  uint64_t shutdown_grace_ms; /* shutdown_grace_period, default 30s */
 
   /* authentication: (optional section; NULL: calls are not authenticated) */
   tg_authn_cfg *authn;
 
   /* authorization: (optional section) */
-  tg_authz_mode authz_mode; /* authorization.mode; only "off" for now, default off */
+  tg_authz_mode
+      authz_mode; /* authorization.mode; only "off" for now, default off */
 
   /* logging: (optional section) */
-  tg_log_level log_level; /* logging.level: error|warn|info|debug, default info */
+  tg_log_level
+      log_level; /* logging.level: error|warn|info|debug, default info */
 } tg_config;
 
 /* Parses a YAML document of len bytes (need not be NUL-terminated). filename is
@@ -188,7 +193,7 @@ void tg_config_free(tg_config *cfg);
  */
 typedef struct tg_apikey_entry {
   uint8_t sha256[32];
-  char *id;        /* NULL when absent */
+  char *id; /* NULL when absent */
   char *subject;
   tg_strlist permissions;
   int64_t expires; /* unix seconds; 0: never */

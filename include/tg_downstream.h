@@ -14,8 +14,7 @@
 #define TG_HANDSHAKE_TIMEOUT_S 10
 
 /* Takes over fd. Returns 0, or -1 (fd closed). */
-int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa,
-                   int salen);
+int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa, int salen);
 
 /* Hooks for tg_conn. */
 void tg_down_on_connected(tg_h2conn *c);

@@ -21,11 +21,12 @@
 typedef enum tg_jwk_type { TG_JWK_RSA, TG_JWK_EC, TG_JWK_OKP } tg_jwk_type;
 
 typedef struct tg_jwk {
-  char *kid;       /* NULL when the key has none */
-  char *alg;       /* the JWK's "alg" if present (token alg must equal it), else NULL */
+  char *kid; /* NULL when the key has none */
+  char *
+      alg; /* the JWK's "alg" if present (token alg must equal it), else NULL */
   tg_jwk_type type;
-  int curve_nid;   /* EC: NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1;
-                      OKP: NID_ED25519 / NID_ED448; RSA: 0 */
+  int curve_nid; /* EC: NID_X9_62_prime256v1, NID_secp384r1, NID_secp521r1;
+                    OKP: NID_ED25519 / NID_ED448; RSA: 0 */
   EVP_PKEY *pkey;
 } tg_jwk;
 

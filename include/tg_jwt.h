@@ -39,26 +39,29 @@
 #include "tg_claims.h"
 #include "tg_jwks.h"
 
-#define TG_JWT_ERR_MALFORMED -1   /* "malformed token", "token too large", ... */
+#define TG_JWT_ERR_MALFORMED -1   /* "malformed token", "token too large", ... \
+                                   */
 #define TG_JWT_ERR_UNKNOWN_KID -2 /* "unknown key id" */
-#define TG_JWT_ERR_ALG -3         /* "algorithm not allowed", "algorithm does not match key" */
-#define TG_JWT_ERR_SIGNATURE -4   /* "bad signature" */
-#define TG_JWT_ERR_EXPIRED -5     /* "token expired" */
-#define TG_JWT_ERR_NOT_YET -6     /* "token not yet valid" */
-#define TG_JWT_ERR_CLAIMS -7      /* "wrong issuer", "wrong audience", "missing exp", ... */
+#define TG_JWT_ERR_ALG                                                         \
+  -3 /* "algorithm not allowed", "algorithm does not match key" */
+#define TG_JWT_ERR_SIGNATURE -4 /* "bad signature" */
+#define TG_JWT_ERR_EXPIRED -5   /* "token expired" */
+#define TG_JWT_ERR_NOT_YET -6   /* "token not yet valid" */
+#define TG_JWT_ERR_CLAIMS                                                      \
+  -7 /* "wrong issuer", "wrong audience", "missing exp", ... */
 #define TG_JWT_ERR_NOMEM -8
 
 typedef struct tg_jwt_opts {
-  size_t max_len;                  /* 0: 16384 */
-  int64_t leeway_s;                /* for exp, nbf, iat */
-  int exp_optional;                /* 0: exp required */
-  const char *issuer;              /* NULL: not checked */
-  const char *const *audiences;    /* any one must be in "aud"; NULL or
-                                      naudiences 0: not checked */
+  size_t max_len;               /* 0: 16384 */
+  int64_t leeway_s;             /* for exp, nbf, iat */
+  int exp_optional;             /* 0: exp required */
+  const char *issuer;           /* NULL: not checked */
+  const char *const *audiences; /* any one must be in "aud"; NULL or
+                                   naudiences 0: not checked */
   size_t naudiences;
-  const char *subject_claim;       /* NULL: "sub" */
-  const char *permissions_claim;   /* NULL: "permissions" */
-  const tg_perm_opts *perm;        /* NULL: Temporal defaults */
+  const char *subject_claim;     /* NULL: "sub" */
+  const char *permissions_claim; /* NULL: "permissions" */
+  const tg_perm_opts *perm;      /* NULL: Temporal defaults */
 } tg_jwt_opts;
 
 /* Verifies token (len bytes, without the "Bearer " prefix) at time now (unix

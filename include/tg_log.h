@@ -16,9 +16,9 @@ void tg_log(tg_log_level level, const char *fmt, ...)
 #define tg_err(...) tg_log(TG_LOG_ERROR, __VA_ARGS__)
 #define tg_warn(...) tg_log(TG_LOG_WARN, __VA_ARGS__)
 #define tg_info(...) tg_log(TG_LOG_INFO, __VA_ARGS__)
-#define tg_debug(...)                                                         \
-  do {                                                                        \
-    if (tg_log_enabled(TG_LOG_DEBUG))                                         \
-      tg_log(TG_LOG_DEBUG, __VA_ARGS__);                                      \
+#define tg_debug(...)                                                          \
+  do {                                                                         \
+    if (tg_log_enabled(TG_LOG_DEBUG))                                          \
+      tg_log(TG_LOG_DEBUG, __VA_ARGS__);                                       \
   } while (0)
 #endif

@@ -39,34 +39,34 @@ TAILQ_HEAD(tg_relay_queue, tg_relay);
 typedef enum tg_conn_kind { TG_CONN_DOWN, TG_CONN_UP } tg_conn_kind;
 
 typedef enum tg_conn_state {
-  TG_CS_HANDSHAKE,  /* TCP/TLS connecting or handshaking */
-  TG_CS_PREFACE,    /* downstream: waiting for the HTTP/2 client preface */
-  TG_CS_READY,      /* HTTP/2 session running */
-  TG_CS_DRAINING,   /* GOAWAY sent or received: no new streams */
-  TG_CS_REFUSING,   /* downstream: answering an HTTP/1.x client, then closing */
+  TG_CS_HANDSHAKE, /* TCP/TLS connecting or handshaking */
+  TG_CS_PREFACE,   /* downstream: waiting for the HTTP/2 client preface */
+  TG_CS_READY,     /* HTTP/2 session running */
+  TG_CS_DRAINING,  /* GOAWAY sent or received: no new streams */
+  TG_CS_REFUSING,  /* downstream: answering an HTTP/1.x client, then closing */
 } tg_conn_state;
 
 struct tg_h2conn {
   tg_conn_kind kind;
   tg_conn_state state;
   tg_worker *w;
-  nghttp2_session *session;  /* NULL until the HTTP/2 session starts */
-  struct bufferevent *bev;   /* owns the socket and, for TLS, the SSL */
-  SSL *ssl;                  /* borrowed from bev; NULL for plaintext */
-  struct event *flush_ev;    /* deferred session_send / close */
+  nghttp2_session *session; /* NULL until the HTTP/2 session starts */
+  struct bufferevent *bev;  /* owns the socket and, for TLS, the SSL */
+  SSL *ssl;                 /* borrowed from bev; NULL for plaintext */
+  struct event *flush_ev;   /* deferred session_send / close */
   struct tg_relay_list relays;
   LIST_ENTRY(tg_h2conn) link; /* in worker->downconns or target->conns */
   uint32_t nstreams;          /* upstream: streams we opened and not closed */
   unsigned flush_pending : 1;
-  unsigned closing : 1;       /* close once the output is written */
-  unsigned in_recv : 1;       /* inside nghttp2_session_mem_recv */
-  uint8_t preface_seen;       /* downstream: bytes of the preface matched */
-  tg_uptarget *target;        /* upstream only */
-  tg_claims *peer_claims;     /* downstream: the TLS peer's claims, mapped
-                                 once, at the connection's first call */
-  struct event *timer;        /* handshake / connect timeout */
-  char reason[256];           /* why the socket ended, when it did */
-  char peer[300];             /* "ip:port" or "host:port" for logs */
+  unsigned closing : 1;   /* close once the output is written */
+  unsigned in_recv : 1;   /* inside nghttp2_session_mem_recv */
+  uint8_t preface_seen;   /* downstream: bytes of the preface matched */
+  tg_uptarget *target;    /* upstream only */
+  tg_claims *peer_claims; /* downstream: the TLS peer's claims, mapped
+                             once, at the connection's first call */
+  struct event *timer;    /* handshake / connect timeout */
+  char reason[256];       /* why the socket ended, when it did */
+  char peer[300];         /* "ip:port" or "host:port" for logs */
 };
 
 typedef enum tg_relay_state {
@@ -82,7 +82,7 @@ struct tg_relay {
   tg_relay_state state;
   tg_h2conn *down; /* NULL once the downstream stream or connection is gone */
   int32_t down_sid;
-  tg_h2conn *up;   /* NULL until forwarded, and once the upstream is gone */
+  tg_h2conn *up; /* NULL until forwarded, and once the upstream is gone */
   int32_t up_sid;
   LIST_ENTRY(tg_relay) down_link, up_link;
   TAILQ_ENTRY(tg_relay) pend_link;
@@ -91,7 +91,8 @@ struct tg_relay {
   tg_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
   tg_claims claims; /* who the caller is (empty without authentication) */
   struct evbuffer *req_body, *resp_body;
-  size_t req_preconsumed;  /* request bytes already credited back to the client */
+  size_t
+      req_preconsumed; /* request bytes already credited back to the client */
   size_t resp_preconsumed; /* response bytes already credited to the upstream */
   size_t req_bytes, resp_bytes;
 

@@ -20,17 +20,19 @@
 
 struct tg_app {
   const tg_config *cfg;
-  SSL_CTX *server_ctx; /* NULL for h2c */
-  SSL_CTX *client_ctx; /* NULL for h2c upstream */
-  tg_keystore *keystore; /* JWT keys; NULL without authentication.jwt */
-  tg_authn *authn;       /* NULL without an authentication section */
+  SSL_CTX *server_ctx;     /* NULL for h2c */
+  SSL_CTX *client_ctx;     /* NULL for h2c upstream */
+  tg_keystore *keystore;   /* JWT keys; NULL without authentication.jwt */
+  tg_authn *authn;         /* NULL without an authentication section */
   struct event_base *base; /* main thread: signals, admin */
   tg_worker **workers;
   uint32_t nworkers;
-  atomic_int upstream_ready;  /* upstream connections in READY state, all workers */
+  atomic_int
+      upstream_ready; /* upstream connections in READY state, all workers */
   atomic_int workers_running;
   atomic_int shutting_down;
-  struct event *worker_exit_ev; /* activated by a worker when it leaves its loop */
+  struct event
+      *worker_exit_ev; /* activated by a worker when it leaves its loop */
 };
 
 struct tg_worker {
@@ -51,7 +53,7 @@ struct tg_worker {
 
 /* Creates worker id with a bound, listening socket fd (taken over). */
 tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd);
-int tg_worker_start(tg_worker *w); /* starts the thread; 0 or -1 */
+int tg_worker_start(tg_worker *w);     /* starts the thread; 0 or -1 */
 void tg_worker_shutdown(tg_worker *w); /* any thread: graceful */
 void tg_worker_force(tg_worker *w);    /* any thread: close everything now */
 void tg_worker_join_free(tg_worker *w);

@@ -15,8 +15,8 @@
  * certificate (DER), and contributes claims through the builder callbacks
  * (set_subject, grant). It returns:
  *   TGATE_PLUGIN_OK          it recognised a credential; its grants apply and
- *                            the call counts as presenting a "plugin" credential
- *   TGATE_PLUGIN_NONE        nothing for this plugin here (no grants)
+ *                            the call counts as presenting a "plugin"
+ * credential TGATE_PLUGIN_NONE        nothing for this plugin here (no grants)
  *   TGATE_PLUGIN_REJECT      the credential it understands is invalid: the call
  *                            fails with UNAUTHENTICATED and *reason (a static
  *                            string, never containing the credential)
@@ -49,7 +49,9 @@ typedef struct tgate_plugin_header {
 } tgate_plugin_header;
 
 typedef struct tgate_plugin_call {
-  const char *method; /* the gRPC path, e.g. /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution */
+  const char *method; /* the gRPC path, e.g.
+                         /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution
+                       */
   size_t method_len;
   const tgate_plugin_header *headers; /* pseudo-headers included */
   size_t nheaders;

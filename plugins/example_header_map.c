@@ -70,11 +70,13 @@ static int parse_user(state *s, char *item, char *err, size_t errlen) {
   if (!(u->name = strdup(item)))
     return -1;
   char *save = NULL;
-  for (char *p = strtok_r(eq + 1, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+  for (char *p = strtok_r(eq + 1, ",", &save); p;
+       p = strtok_r(NULL, ",", &save)) {
     char *colon = strchr(p, ':');
     uint32_t bit = colon ? role_bit(colon + 1) : 0;
     if (!bit || colon == p || u->nperms == MAX_PERMS) {
-      strncpy(err, "a permission must be ns:read|write|worker|admin", errlen - 1);
+      strncpy(err, "a permission must be ns:read|write|worker|admin",
+              errlen - 1);
       return -1;
     }
     *colon = '\0';
@@ -163,4 +165,6 @@ static const tgate_plugin plugin = {
     .destroy = destroy,
 };
 
-const tgate_plugin *tgate_plugin_v1(void) { return &plugin; }
+const tgate_plugin *tgate_plugin_v1(void) {
+  return &plugin;
+}

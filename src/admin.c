@@ -42,7 +42,8 @@ static void handle(struct evhttp_request *req, void *arg) {
   }
   enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
   if (cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) {
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Allow",
+                      "GET, HEAD");
     reply(req, 405, "Method Not Allowed", "method not allowed");
     return;
   }

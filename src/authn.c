@@ -316,8 +316,9 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
   if (missing) {
     *reason = (missing & TG_AUTHN_CLIENT_CERT) ? "client certificate required"
               : (missing & TG_AUTHN_JWT)       ? "bearer token (JWT) required"
-              : (missing & TG_AUTHN_API_KEY)   ? "API key required"
-                                               : "no plugin recognised a credential";
+              : (missing & TG_AUTHN_API_KEY)
+                  ? "API key required"
+                  : "no plugin recognised a credential";
     rv = TG_AUTHN_UNAUTHENTICATED;
   }
 end:

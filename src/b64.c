@@ -17,8 +17,7 @@ int tg_b64url_val(unsigned char c) {
   return -1;
 }
 
-int tg_b64url_decode(const char *in, size_t len, uint8_t *out,
-                     size_t *outlen) {
+int tg_b64url_decode(const char *in, size_t len, uint8_t *out, size_t *outlen) {
   uint32_t acc = 0;
   int bits = 0;
   size_t o = 0;

@@ -47,8 +47,8 @@ typedef struct cfg_msg {
 typedef struct cfg_parser {
   const char *filename;
   yaml_document_t *doc;
-  tg_config *cfg;         /* the configuration being read, or NULL */
-  tg_apikeys_file *keys;  /* the API keys file being read, or NULL */
+  tg_config *cfg;        /* the configuration being read, or NULL */
+  tg_apikeys_file *keys; /* the API keys file being read, or NULL */
   cfg_msg *msgs;
   size_t nmsgs;
   size_t msgs_cap;
@@ -828,13 +828,13 @@ static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
     J_CACHE,
     J_N
   };
-  cfg_field f[J_N] = {{.name = "key_sources"},   {.name = "refresh_interval"},
-                      {.name = "permissions_claim"},
-                      {.name = "permissions_regex"},
-                      {.name = "subject_claim"}, {.name = "issuer"},
-                      {.name = "audience"},      {.name = "leeway"},
-                      {.name = "require_exp"},   {.name = "max_token_size"},
-                      {.name = "cache_size"}};
+  cfg_field f[J_N] = {
+      {.name = "key_sources"},       {.name = "refresh_interval"},
+      {.name = "permissions_claim"}, {.name = "permissions_regex"},
+      {.name = "subject_claim"},     {.name = "issuer"},
+      {.name = "audience"},          {.name = "leeway"},
+      {.name = "require_exp"},       {.name = "max_token_size"},
+      {.name = "cache_size"}};
   char q[CFG_QUOTE_BUF];
   uint64_t v;
 
@@ -858,11 +858,11 @@ static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
                     &j->key_sources);
     for (size_t i = 0; i < j->key_sources.n; i++) {
       const char *src = j->key_sources.v[i];
-      yaml_node_t *item = f[J_SOURCES].val->type == YAML_SEQUENCE_NODE
-                              ? yaml_document_get_node(
-                                    p->doc, f[J_SOURCES].val->data.sequence
-                                                .items.start[i])
-                              : f[J_SOURCES].val;
+      yaml_node_t *item =
+          f[J_SOURCES].val->type == YAML_SEQUENCE_NODE
+              ? yaml_document_get_node(
+                    p->doc, f[J_SOURCES].val->data.sequence.items.start[i])
+              : f[J_SOURCES].val;
       if (!src || !item)
         continue;
       if (strncmp(src, "https://", 8) != 0 && strncmp(src, "http://", 7) != 0 &&
@@ -1046,10 +1046,14 @@ static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
     A_PLUGINS,
     A_N
   };
-  cfg_field f[A_N] = {{.name = "require"},         {.name = "exempt_methods"},
-                      {.name = "system_namespaces"}, {.name = "token_header"},
-                      {.name = "jwt"},             {.name = "client_certs"},
-                      {.name = "api_keys_file"},   {.name = "api_key_header"},
+  cfg_field f[A_N] = {{.name = "require"},
+                      {.name = "exempt_methods"},
+                      {.name = "system_namespaces"},
+                      {.name = "token_header"},
+                      {.name = "jwt"},
+                      {.name = "client_certs"},
+                      {.name = "api_keys_file"},
+                      {.name = "api_key_header"},
                       {.name = "plugins"}};
   static const char *const default_exempt[] = {
       "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo",
@@ -1683,8 +1687,9 @@ static void cfg_apikeys_root(cfg_parser *p, yaml_node_t *root) {
   for (size_t i = 0; i < count && p->nerrors == 0; i++)
     for (size_t j = 0; j < i; j++)
       if (memcmp(kf->v[i].sha256, kf->v[j].sha256, 32) == 0)
-        cfg_error(p, yaml_document_get_node(p->doc, n->data.sequence.items.start[i]),
-                  "keys[%zu] has the same sha256 as keys[%zu]", i, j);
+        cfg_error(
+            p, yaml_document_get_node(p->doc, n->data.sequence.items.start[i]),
+            "keys[%zu] has the same sha256 as keys[%zu]", i, j);
 }
 
 int tg_apikeys_file_parse(const char *buf, size_t len, const char *filename,
@@ -1696,9 +1701,9 @@ int tg_apikeys_file_parse(const char *buf, size_t len, const char *filename,
   p.keys = calloc(1, sizeof *p.keys);
   if (!p.keys)
     p.nomem = 1;
-  int rc = cfg_run(&p, p.keys ? buf : "", p.keys ? len : 0, cfg_apikeys_root,
-                   "the document is empty; expected a mapping with 'keys'",
-                   errors);
+  int rc =
+      cfg_run(&p, p.keys ? buf : "", p.keys ? len : 0, cfg_apikeys_root,
+              "the document is empty; expected a mapping with 'keys'", errors);
   if (rc == 0) {
     *out = p.keys;
     p.keys = NULL;

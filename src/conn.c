@@ -113,7 +113,7 @@ void tg_conn_free(tg_h2conn *c) {
     tg_down_teardown(c);
   else
     tg_up_teardown(c, c->closing ? "upstream connection closed"
-                                  : "upstream connection lost");
+                                 : "upstream connection lost");
   LIST_REMOVE(c, link);
   if (c->session)
     nghttp2_session_del(c->session);
@@ -156,7 +156,8 @@ static void describe_error(tg_h2conn *c, short events, char *out,
     snprintf(out, outlen, "closed by peer");
   } else {
     int err = EVUTIL_SOCKET_ERROR();
-    snprintf(out, outlen, "%s", err ? evutil_socket_error_to_string(err) : "error");
+    snprintf(out, outlen, "%s",
+             err ? evutil_socket_error_to_string(err) : "error");
   }
 }
 
@@ -174,7 +175,8 @@ static void event_cb(struct bufferevent *bev, short events, void *arg) {
     describe_error(c, events, c->reason, sizeof(c->reason));
     if (c->kind == TG_CONN_DOWN) {
       if (c->state == TG_CS_HANDSHAKE || c->state == TG_CS_PREFACE)
-        tg_info("client %s: connection refused during handshake: %s", c->peer, why);
+        tg_info("client %s: connection refused during handshake: %s", c->peer,
+                why);
       else
         tg_debug("client %s: %s", c->peer, why);
     } else if (c->state == TG_CS_HANDSHAKE) {

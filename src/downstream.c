@@ -46,8 +46,8 @@ static void format_peer(const struct sockaddr *sa, char *out, size_t outlen) {
   }
 }
 
-static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame,
-                            void *user_data) {
+static int on_begin_headers(nghttp2_session *session,
+                            const nghttp2_frame *frame, void *user_data) {
   tg_h2conn *c = user_data;
   if (frame->hd.type != NGHTTP2_HEADERS ||
       frame->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -62,7 +62,8 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data) {
-  tg_relay *r = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  tg_relay *r =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!r || frame->hd.type != NGHTTP2_HEADERS)
     return 0;
   return tg_relay_down_header(r, name, namelen, value, valuelen, flags);
@@ -72,7 +73,8 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
   if (frame->hd.stream_id == 0)
     return 0;
-  tg_relay *r = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  tg_relay *r =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!r)
     return 0;
   int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
@@ -122,7 +124,8 @@ static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
   if (frame->hd.type != NGHTTP2_HEADERS ||
       !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
     return 0;
-  tg_relay *r = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  tg_relay *r =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (r && r->state == TG_RS_LOCAL && !r->req_eof)
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_NO_ERROR);
@@ -133,7 +136,8 @@ static nghttp2_session_callbacks *server_callbacks(void) {
   nghttp2_session_callbacks *cbs;
   if (nghttp2_session_callbacks_new(&cbs) != 0)
     return NULL;
-  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs,
+                                                          on_begin_headers);
   nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
@@ -158,7 +162,8 @@ static int start_session(tg_h2conn *c) {
   if (rv != 0)
     return -1;
   nghttp2_settings_entry iv[] = {
-      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->w->cfg->max_concurrent_streams},
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+       c->w->cfg->max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, TG_STREAM_WINDOW},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
   };
@@ -177,7 +182,8 @@ int tg_down_check_preface(tg_h2conn *c) {
   char buf[PREFACE_LEN];
   evbuffer_copyout(in, buf, n);
   if (memcmp(buf, preface, n) != 0) {
-    tg_info("client %s: not an HTTP/2 client (no h2 preface); refused", c->peer);
+    tg_info("client %s: not an HTTP/2 client (no h2 preface); refused",
+            c->peer);
     c->state = TG_CS_REFUSING;
     evbuffer_drain(in, len);
     /* Bytes that look like an HTTP/1 request get a readable answer. */
@@ -213,8 +219,8 @@ void tg_down_on_connected(tg_h2conn *c) {
     char subject[256];
     tg_tls_peer_subject(c->ssl, subject, sizeof(subject));
     tg_debug("client %s: TLS %s, ALPN %.*s, certificate %s", c->peer,
-             SSL_get_version(c->ssl), (int)alpnlen, alpn ? (const char *)alpn : "",
-             subject);
+             SSL_get_version(c->ssl), (int)alpnlen,
+             alpn ? (const char *)alpn : "", subject);
   }
   c->state = TG_CS_PREFACE;
   /* Bytes may have arrived together with the end of the handshake. */
@@ -245,8 +251,7 @@ void tg_down_goaway(tg_h2conn *c) {
   tg_conn_schedule_flush(c);
 }
 
-int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa,
-                   int salen) {
+int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa, int salen) {
   (void)salen;
   tg_h2conn *c = tg_conn_new(w, TG_CONN_DOWN);
   if (!c) {
@@ -261,9 +266,8 @@ int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa,
     c->ssl = SSL_new(w->app->server_ctx);
     if (!c->ssl)
       goto fail;
-    bev = bufferevent_openssl_socket_new(w->base, fd, c->ssl,
-                                         BUFFEREVENT_SSL_ACCEPTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
+    bev = bufferevent_openssl_socket_new(
+        w->base, fd, c->ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
   } else {
     bev = bufferevent_socket_new(w->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->state = TG_CS_PREFACE;

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tg_hdrs_init(tg_hdrs *h) { memset(h, 0, sizeof(*h)); }
+void tg_hdrs_init(tg_hdrs *h) {
+  memset(h, 0, sizeof(*h));
+}
 
 void tg_hdrs_clear(tg_hdrs *h) {
   free(h->arena);
@@ -57,14 +59,16 @@ int tg_hdrs_add(tg_hdrs *h, const uint8_t *name, size_t namelen,
 
 int tg_hdrs_add_str(tg_hdrs *h, const char *name, const char *value) {
   return tg_hdrs_add(h, (const uint8_t *)name, strlen(name),
-                     (const uint8_t *)value, strlen(value), NGHTTP2_NV_FLAG_NONE);
+                     (const uint8_t *)value, strlen(value),
+                     NGHTTP2_NV_FLAG_NONE);
 }
 
 const char *tg_hdrs_get(const tg_hdrs *h, const char *name, size_t *len) {
   size_t nlen = strlen(name);
   for (size_t i = 0; i < h->n; i++) {
     const tg_hdr_ent *e = &h->ents[i];
-    if (e->name_len == nlen && memcmp(h->arena + e->name_off, name, nlen) == 0) {
+    if (e->name_len == nlen &&
+        memcmp(h->arena + e->name_off, name, nlen) == 0) {
       *len = e->value_len;
       return h->arena + e->value_off;
     }
@@ -72,7 +76,9 @@ const char *tg_hdrs_get(const tg_hdrs *h, const char *name, size_t *len) {
   return NULL;
 }
 
-size_t tg_hdrs_size(const tg_hdrs *h) { return h->arena_len + 32 * h->n; }
+size_t tg_hdrs_size(const tg_hdrs *h) {
+  return h->arena_len + 32 * h->n;
+}
 
 nghttp2_nv *tg_hdrs_nv(tg_hdrs *h) {
   if (h->nv_cap < h->n || !h->nv) {

@@ -60,7 +60,6 @@ static void set_err(char *err, size_t errlen, const char *msg) {
     snprintf(err, errlen, "%s", msg);
 }
 
-
 /* A base64url string member of a JWK, decoded into buf (JWKS_MAX_B64 * 3 / 4
  * bytes); 0, or -1 when absent, not a string, too long or not base64url. */
 static int member_b64(json_t *key, const char *name, uint8_t *buf,
@@ -69,7 +68,7 @@ static int member_b64(json_t *key, const char *name, uint8_t *buf,
   if (!json_is_string(v) || json_string_length(v) > JWKS_MAX_B64)
     return -1;
   return tg_b64url_decode(json_string_value(v), json_string_length(v), buf,
-                       outlen);
+                          outlen);
 }
 
 static int rsa_params_ok(const BIGNUM *n, const BIGNUM *e) {

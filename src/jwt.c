@@ -57,7 +57,6 @@ typedef struct jwt_token {
   json_t *header, *claims;
 } jwt_token;
 
-
 static void token_clear(jwt_token *t) {
   json_decref(t->claims);
   json_decref(t->header);

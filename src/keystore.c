@@ -16,12 +16,12 @@ enum src_kind { SRC_URL, SRC_FILE, SRC_PEM };
 typedef struct ks_source {
   tg_keystore *ks;
   enum src_kind kind;
-  const char *uri;  /* as configured */
-  char *path;       /* file/pem: the path; url: NULL */
-  char *kid;        /* pem: the kid after '#', or NULL */
-  char *good;       /* last good document */
+  const char *uri; /* as configured */
+  char *path;      /* file/pem: the path; url: NULL */
+  char *kid;       /* pem: the kid after '#', or NULL */
+  char *good;      /* last good document */
   size_t good_len;
-  CURL *easy;       /* url: the fetch in flight */
+  CURL *easy; /* url: the fetch in flight */
   char *buf;
   size_t len, cap;
   int too_big;
@@ -44,10 +44,13 @@ struct tg_keystore {
   tg_keystore_stats stats;
 };
 
-static int64_t now_s(void) { return (int64_t)time(NULL); }
+static int64_t now_s(void) {
+  return (int64_t)time(NULL);
+}
 
 /* Reads a whole file of at most TG_KEYSTORE_MAX_DOC bytes. */
-static char *read_file(const char *path, size_t *len, char *err, size_t errlen) {
+static char *read_file(const char *path, size_t *len, char *err,
+                       size_t errlen) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     snprintf(err, errlen, "%s: %s", path, strerror(errno));
@@ -59,7 +62,9 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen) 
   fclose(f);
   if (bad || n > TG_KEYSTORE_MAX_DOC) {
     snprintf(err, errlen, "%s: %s", path,
-             !buf ? "out of memory" : n > TG_KEYSTORE_MAX_DOC ? "larger than 1 MiB" : "read error");
+             !buf                      ? "out of memory"
+             : n > TG_KEYSTORE_MAX_DOC ? "larger than 1 MiB"
+                                       : "read error");
     free(buf);
     return NULL;
   }
@@ -69,8 +74,8 @@ static char *read_file(const char *path, size_t *len, char *err, size_t errlen) 
 }
 
 /* Adds a source's document to ks; returns the number of keys or -1. */
-static int add_doc(tg_keyset *ks, const ks_source *s, const char *doc, size_t len,
-                   char *err, size_t errlen) {
+static int add_doc(tg_keyset *ks, const ks_source *s, const char *doc,
+                   size_t len, char *err, size_t errlen) {
   if (s->kind == SRC_PEM)
     return tg_keyset_add_pem(ks, doc, len, s->kid, err, errlen) == 0 ? 1 : -1;
   size_t skipped = 0;

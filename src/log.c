@@ -8,9 +8,13 @@
 static tg_log_level log_level = TG_LOG_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void tg_log_set_level(tg_log_level level) { log_level = level; }
+void tg_log_set_level(tg_log_level level) {
+  log_level = level;
+}
 
-int tg_log_enabled(tg_log_level level) { return level <= log_level; }
+int tg_log_enabled(tg_log_level level) {
+  return level <= log_level;
+}
 
 void tg_log(tg_log_level level, const char *fmt, ...) {
   if (level > log_level)

@@ -21,12 +21,14 @@
 #include "tg_worker.h"
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: tgate -c FILE            run the gateway\n"
-          "       tgate --check-config -c FILE   validate FILE (and the files it names)\n"
-          "       tgate apikey new [--subject S] [--permission NS:ROLE]... [--expires DATE]\n"
-          "                                  make an API key and print its api_keys_file entry\n"
-          "       tgate --version\n");
+  fprintf(f, "usage: tgate -c FILE            run the gateway\n"
+             "       tgate --check-config -c FILE   validate FILE (and the "
+             "files it names)\n"
+             "       tgate apikey new [--subject S] [--permission NS:ROLE]... "
+             "[--expires DATE]\n"
+             "                                  make an API key and print its "
+             "api_keys_file entry\n"
+             "       tgate --version\n");
 }
 
 /* Builds the TLS contexts the configuration asks for. 0 or -1 (printed). */
@@ -62,7 +64,8 @@ static int check_authn(const tg_config *cfg) {
     return -1;
   }
   tg_authn_free(a);
-  if (cfg->authn->jwt && tg_keystore_check(cfg->authn->jwt, err, sizeof err) != 0) {
+  if (cfg->authn->jwt &&
+      tg_keystore_check(cfg->authn->jwt, err, sizeof err) != 0) {
     fprintf(stderr, "tgate: authentication.jwt: %s\n", err);
     return -1;
   }
@@ -81,7 +84,8 @@ static int apikey_cmd(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (i + 1 < argc && strcmp(argv[i], "--subject") == 0)
       subject = argv[++i];
-    else if (i + 1 < argc && strcmp(argv[i], "--permission") == 0 && nperms < 64)
+    else if (i + 1 < argc && strcmp(argv[i], "--permission") == 0 &&
+             nperms < 64)
       perms[nperms++] = argv[++i];
     else if (i + 1 < argc && strcmp(argv[i], "--expires") == 0)
       expires = argv[++i];
@@ -95,10 +99,11 @@ static int apikey_cmd(int argc, char **argv) {
     fprintf(stderr, "tgate: no random bytes available\n");
     return 1;
   }
-  printf("# API key (give it to the client; it is not stored anywhere):\n#   %s\n"
-         "# Entry for authentication.api_keys_file (under keys:):\n"
-         "  - sha256: \"%s\"\n    subject: \"%s\"\n    permissions: [",
-         key, hex, subject);
+  printf(
+      "# API key (give it to the client; it is not stored anywhere):\n#   %s\n"
+      "# Entry for authentication.api_keys_file (under keys:):\n"
+      "  - sha256: \"%s\"\n    subject: \"%s\"\n    permissions: [",
+      key, hex, subject);
   for (size_t i = 0; i < nperms; i++)
     printf("%s\"%s\"", i ? ", " : "", perms[i]);
   printf("]\n");
@@ -134,7 +139,8 @@ static void worker_exit_cb(evutil_socket_t fd, short what, void *arg) {
 }
 
 static const char *addr_str(const tg_addr *a, char *buf, size_t len) {
-  snprintf(buf, len, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host, a->port);
+  snprintf(buf, len, strchr(a->host, ':') ? "[%s]:%u" : "%s:%u", a->host,
+           a->port);
   return buf;
 }
 
@@ -154,7 +160,8 @@ static int run(const tg_config *cfg) {
     goto end;
   if (cfg->authn) {
     if (cfg->authn->jwt) {
-      app.keystore = tg_keystore_new(app.base, cfg->authn->jwt, err, sizeof err);
+      app.keystore =
+          tg_keystore_new(app.base, cfg->authn->jwt, err, sizeof err);
       if (!app.keystore) {
         tg_err("authentication.jwt: %s", err);
         goto end;
@@ -217,17 +224,20 @@ static int run(const tg_config *cfg) {
       goto end;
     }
   }
-  tg_info("tgate %s: listening on %s (%s), %u worker(s), upstream %s%s%s", TG_VERSION,
-          addr_str(&cfg->listen_address, a1, sizeof(a1)),
+  tg_info("tgate %s: listening on %s (%s), %u worker(s), upstream %s%s%s",
+          TG_VERSION, addr_str(&cfg->listen_address, a1, sizeof(a1)),
           !cfg->listen_tls ? "h2c"
-          : cfg->listen_tls->require_client_cert ? "TLS, client certificate required"
-          : cfg->listen_tls->client_ca_file ? "TLS, client certificate verified if sent"
-                                            : "TLS",
+          : cfg->listen_tls->require_client_cert
+              ? "TLS, client certificate required"
+          : cfg->listen_tls->client_ca_file
+              ? "TLS, client certificate verified if sent"
+              : "TLS",
           app.nworkers, addr_str(&cfg->upstream_addresses[0], a2, sizeof(a2)),
           cfg->upstream_naddresses > 1 ? " (and more)" : "",
           cfg->upstream_tls ? " over TLS" : " over h2c");
   if (cfg->admin_address)
-    tg_info("admin: http://%s/health/ready", addr_str(cfg->admin_address, a1, sizeof(a1)));
+    tg_info("admin: http://%s/health/ready",
+            addr_str(cfg->admin_address, a1, sizeof(a1)));
   event_base_dispatch(app.base);
   rc = 0;
 end:

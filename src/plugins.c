@@ -112,8 +112,8 @@ int tg_plugins_apply(const tg_plugins *p, const char *path, size_t plen,
     hv[i].value = h->arena + h->ents[i].value_off;
     hv[i].value_len = h->ents[i].value_len;
   }
-  tgate_plugin_call call = {.method = path, .method_len = plen,
-                            .headers = hv, .nheaders = h->n};
+  tgate_plugin_call call = {
+      .method = path, .method_len = plen, .headers = hv, .nheaders = h->n};
   X509 *cert = ssl ? SSL_get0_peer_certificate(ssl) : NULL;
   if (cert && SSL_get_verify_result(ssl) == X509_V_OK) {
     int n = i2d_X509(cert, &der);
@@ -125,7 +125,8 @@ int tg_plugins_apply(const tg_plugins *p, const char *path, size_t plen,
   for (size_t i = 0; i < p->n && rv == 0; i++) {
     tg_claims c;
     tg_claims_init(&c);
-    tgate_plugin_claims b = {.ctx = &c, .set_subject = set_subject, .grant = grant};
+    tgate_plugin_claims b = {
+        .ctx = &c, .set_subject = set_subject, .grant = grant};
     const char *why = "rejected by a plugin";
     int r = p->v[i].api->get_claims(p->v[i].state, &call, &b, &why);
     if (r == TGATE_PLUGIN_OK) {

@@ -134,9 +134,9 @@ static ssize_t req_read_cb(nghttp2_session *session, int32_t stream_id,
                            uint8_t *buf, size_t length, uint32_t *flags,
                            nghttp2_data_source *source, void *user_data) {
   tg_relay *r = source->ptr;
-  ssize_t n = body_read(session, stream_id, buf, length, flags, r->req_body,
-                        r->req_eof, &r->req_trailers, r->down, r->down_sid,
-                        &r->req_preconsumed);
+  ssize_t n =
+      body_read(session, stream_id, buf, length, flags, r->req_body, r->req_eof,
+                &r->req_trailers, r->down, r->down_sid, &r->req_preconsumed);
   return n;
 }
 
@@ -168,7 +168,8 @@ void tg_relay_reply(tg_relay *r, int grpc_status, const char *msg) {
   tg_hdrs h;
   tg_hdrs_init(&h);
   nghttp2_nv *nv;
-  if (tg_grpc_trailers_only(&h, grpc_status, msg) != 0 || !(nv = tg_hdrs_nv(&h))) {
+  if (tg_grpc_trailers_only(&h, grpc_status, msg) != 0 ||
+      !(nv = tg_hdrs_nv(&h))) {
     nghttp2_submit_rst_stream(d->session, NGHTTP2_FLAG_NONE, r->down_sid,
                               NGHTTP2_INTERNAL_ERROR);
   } else {
@@ -226,9 +227,9 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
       return -1;
     }
   }
-  int rv = tg_authn_call(app->authn, r->w->authn, &r->req_hdrs, d->ssl,
-                         d->peer_claims,
-                         (int64_t)time(NULL), &r->claims, &reason);
+  int rv =
+      tg_authn_call(app->authn, r->w->authn, &r->req_hdrs, d->ssl,
+                    d->peer_claims, (int64_t)time(NULL), &r->claims, &reason);
   if (rv == TG_AUTHN_OK) {
     tg_debug("client %s: %.*s: authenticated as %s (credentials 0x%x, %zu "
              "namespace role(s), system role %u)",
@@ -238,7 +239,8 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
     return 0;
   }
   tg_info("client %s: %.*s: %s: %s", d->peer, (int)plen, path,
-          rv == TG_AUTHN_UNAVAILABLE ? "unavailable" : "unauthenticated", reason);
+          rv == TG_AUTHN_UNAVAILABLE ? "unavailable" : "unauthenticated",
+          reason);
   tg_relay_reply(r, rv, reason);
   return -1;
 }
@@ -293,7 +295,8 @@ static void hold_check(tg_relay *r) {
     rv = tg_grpc_read_prefix(prefix, sizeof(prefix), &compressed, &msglen);
   }
   if (rv < 0) {
-    tg_relay_reply(r, TG_GRPC_INVALID_ARGUMENT, "malformed gRPC message prefix");
+    tg_relay_reply(r, TG_GRPC_INVALID_ARGUMENT,
+                   "malformed gRPC message prefix");
     return;
   }
   if (rv == 1 && msglen > TG_RELAY_HOLD_MAX - TG_GRPC_PREFIX_LEN) {
@@ -334,7 +337,9 @@ int tg_relay_down_headers_done(tg_relay *r, int end_stream) {
   return 0;
 }
 
-int tg_relay_down_trailers_done(tg_relay *r) { return tg_relay_down_eof(r); }
+int tg_relay_down_trailers_done(tg_relay *r) {
+  return tg_relay_down_eof(r);
+}
 
 static void resume_up(tg_relay *r) {
   if (r->state == TG_RS_FORWARDING && r->up && r->up_open) {
@@ -410,8 +415,8 @@ int tg_relay_forward(tg_relay *r, tg_h2conn *up) {
   nghttp2_data_provider prd = {.source.ptr = r, .read_callback = req_read_cb};
   int body = !(r->req_eof && evbuffer_get_length(r->req_body) == 0 &&
                r->req_trailers.n == 0);
-  int32_t sid =
-      nghttp2_submit_request(up->session, NULL, nv, (size_t)n, body ? &prd : NULL, r);
+  int32_t sid = nghttp2_submit_request(up->session, NULL, nv, (size_t)n,
+                                       body ? &prd : NULL, r);
   if (sid < 0) {
     tg_debug("upstream %s refused a new stream: %s", up->peer,
              nghttp2_strerror(sid));

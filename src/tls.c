@@ -37,7 +37,8 @@ SSL_CTX *tg_tls_server_ctx_new(const tg_listen_tls *conf, char *err,
     return NULL;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
@@ -64,11 +65,11 @@ SSL_CTX *tg_tls_server_ctx_new(const tg_listen_tls *conf, char *err,
       goto fail;
     }
     SSL_CTX_set_client_CA_list(ctx, names);
-    SSL_CTX_set_verify(ctx,
-                       SSL_VERIFY_PEER | (conf->require_client_cert
-                                              ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT
-                                              : 0),
-                       NULL);
+    SSL_CTX_set_verify(
+        ctx,
+        SSL_VERIFY_PEER |
+            (conf->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+        NULL);
   }
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
   return ctx;
@@ -130,14 +131,15 @@ SSL *tg_tls_client_ssl_new(SSL_CTX *ctx, const char *name) {
   if (!ssl)
     return NULL;
   unsigned char buf[sizeof(struct in6_addr)];
-  int is_ip = inet_pton(AF_INET, name, buf) == 1 ||
-              inet_pton(AF_INET6, name, buf) == 1;
+  int is_ip =
+      inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
   if (is_ip) {
     X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
     if (X509_VERIFY_PARAM_set1_ip_asc(param, name) != 1)
       goto fail;
   } else {
-    if (SSL_set_tlsext_host_name(ssl, name) != 1 || SSL_set1_host(ssl, name) != 1)
+    if (SSL_set_tlsext_host_name(ssl, name) != 1 ||
+        SSL_set1_host(ssl, name) != 1)
       goto fail;
   }
   return ssl;

@@ -118,8 +118,11 @@ int tg_tokencache_put(tg_tokencache *c, const char *token, size_t len,
       if (set[i].inserted < victim->inserted)
         victim = &set[i];
   }
-  entry fresh = {.hash = h, .len = len, .generation = generation,
-                 .valid_until = valid_until, .inserted = ++c->seq};
+  entry fresh = {.hash = h,
+                 .len = len,
+                 .generation = generation,
+                 .valid_until = valid_until,
+                 .inserted = ++c->seq};
   tg_claims_init(&fresh.claims);
   fresh.token = malloc(len ? len : 1);
   if (!fresh.token || tg_claims_copy(&fresh.claims, claims) != 0) {

@@ -94,9 +94,8 @@ static tg_h2conn *open_conn(tg_uptarget *t) {
     c->ssl = tg_tls_client_ssl_new(w->app->client_ctx, name);
     if (!c->ssl)
       goto fail;
-    bev = bufferevent_openssl_socket_new(w->base, -1, c->ssl,
-                                         BUFFEREVENT_SSL_CONNECTING,
-                                         BEV_OPT_CLOSE_ON_FREE);
+    bev = bufferevent_openssl_socket_new(
+        w->base, -1, c->ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
   } else {
     bev = bufferevent_socket_new(w->base, -1, BEV_OPT_CLOSE_ON_FREE);
   }
@@ -253,7 +252,8 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                      size_t valuelen, uint8_t flags, void *user_data) {
   if (frame->hd.type != NGHTTP2_HEADERS)
     return 0;
-  tg_relay *r = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  tg_relay *r =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!r)
     return 0;
   return tg_relay_up_header(r, frame->headers.cat == NGHTTP2_HCAT_HEADERS, name,
@@ -283,13 +283,14 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
   }
   if (frame->hd.stream_id == 0)
     return 0;
-  tg_relay *r = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  tg_relay *r =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!r)
     return 0;
   int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
   if (frame->hd.type == NGHTTP2_HEADERS)
-    return tg_relay_up_headers_done(r, frame->headers.cat == NGHTTP2_HCAT_HEADERS,
-                                    end_stream);
+    return tg_relay_up_headers_done(
+        r, frame->headers.cat == NGHTTP2_HCAT_HEADERS, end_stream);
   if (frame->hd.type == NGHTTP2_DATA && end_stream)
     return tg_relay_up_eof(r);
   return 0;
@@ -318,7 +319,8 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
       set_ready(c, 0);
       c->state = TG_CS_DRAINING;
     }
-    nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL, 0);
+    nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR, NULL,
+                          0);
     c->closing = 1;
   }
   tg_uppool_kick(p);
@@ -418,10 +420,11 @@ void tg_up_teardown(tg_h2conn *c, const char *why) {
     t->backoff_until_ms = now_ms() + delay;
     /* A frontend that stays away is reported on the first failure and every
      * tenth after it, not every few seconds per worker. */
-    tg_log(t->failures == 1 || t->failures % 10 == 0 ? TG_LOG_WARN : TG_LOG_DEBUG,
-           "upstream %s: connection failed (%s; %u in a row); next try in %llu ms",
-           t->name, c->reason[0] ? c->reason : "no HTTP/2 settings", t->failures,
-           (unsigned long long)delay);
+    tg_log(
+        t->failures == 1 || t->failures % 10 == 0 ? TG_LOG_WARN : TG_LOG_DEBUG,
+        "upstream %s: connection failed (%s; %u in a row); next try in %llu ms",
+        t->name, c->reason[0] ? c->reason : "no HTTP/2 settings", t->failures,
+        (unsigned long long)delay);
     why = "upstream frontend unreachable";
   }
   tg_relay *r;
@@ -452,7 +455,8 @@ tg_uppool *tg_uppool_new(tg_worker *w) {
     t->addr = &cfg->upstream_addresses[i];
     LIST_INIT(&t->conns);
     if (strchr(t->addr->host, ':'))
-      snprintf(t->name, sizeof(t->name), "[%s]:%u", t->addr->host, t->addr->port);
+      snprintf(t->name, sizeof(t->name), "[%s]:%u", t->addr->host,
+               t->addr->port);
     else
       snprintf(t->name, sizeof(t->name), "%s:%u", t->addr->host, t->addr->port);
     t->retry_ev = evtimer_new(w->base, retry_cb, t);
@@ -461,7 +465,8 @@ tg_uppool *tg_uppool_new(tg_worker *w) {
   }
   p->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
   if (!p->dns)
-    tg_warn("no DNS resolver configured; upstream names resolve via /etc/hosts only");
+    tg_warn("no DNS resolver configured; upstream names resolve via /etc/hosts "
+            "only");
   return p;
 fail:
   tg_uppool_free(p);
@@ -473,7 +478,9 @@ void tg_uppool_start(tg_uppool *p) {
     open_conn(&p->targets[i]);
 }
 
-int tg_uppool_ready(const tg_uppool *p) { return p->nready; }
+int tg_uppool_ready(const tg_uppool *p) {
+  return p->nready;
+}
 
 void tg_uppool_shutdown(tg_uppool *p) {
   p->shutting_down = 1;

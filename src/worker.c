@@ -23,7 +23,8 @@ int tg_worker_listen_socket(const tg_addr *addr, char *err, size_t errlen) {
   hints.ai_flags = AI_PASSIVE;
   int rv = getaddrinfo(addr->host, port, &hints, &res);
   if (rv != 0) {
-    snprintf(err, errlen, "cannot resolve %s: %s", addr->host, gai_strerror(rv));
+    snprintf(err, errlen, "cannot resolve %s: %s", addr->host,
+             gai_strerror(rv));
     return -1;
   }
   int fd = -1;
@@ -115,7 +116,8 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg) {
   tg_worker *w = arg;
   if (w->ndown)
     tg_warn("worker %d: grace period over; closing %u connection(s) with calls "
-            "in flight", w->id, w->ndown);
+            "in flight",
+            w->id, w->ndown);
   force_cb(fd, what, arg);
 }
 
@@ -138,9 +140,9 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->grace_ev = evtimer_new(w->base, grace_cb, w);
   if (!w->shutdown_ev || !w->force_ev || !w->grace_ev)
     goto fail;
-  w->listener = evconnlistener_new(w->base, accept_cb, w,
-                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-                                   -1, listen_fd);
+  w->listener = evconnlistener_new(
+      w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+      listen_fd);
   if (!w->listener)
     goto fail;
   w->listen_fd = -1;
@@ -185,9 +187,13 @@ int tg_worker_start(tg_worker *w) {
   return 0;
 }
 
-void tg_worker_shutdown(tg_worker *w) { event_active(w->shutdown_ev, EV_READ, 0); }
+void tg_worker_shutdown(tg_worker *w) {
+  event_active(w->shutdown_ev, EV_READ, 0);
+}
 
-void tg_worker_force(tg_worker *w) { event_active(w->force_ev, EV_READ, 0); }
+void tg_worker_force(tg_worker *w) {
+  event_active(w->force_ev, EV_READ, 0);
+}
 
 void tg_worker_join_free(tg_worker *w) {
   if (!w)

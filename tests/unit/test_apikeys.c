@@ -9,7 +9,8 @@ static const char keys_yaml_fmt[] =
     "  - id: deployer\n"
     "    sha256: \"%s\"\n"
     "    subject: ci\n"
-    "    permissions: [\"default:write\", \"payments:READ\", \"temporal-system:read\"]\n"
+    "    permissions: [\"default:write\", \"payments:READ\", "
+    "\"temporal-system:read\"]\n"
     "  - sha256: \"%s\"\n"
     "    subject: old\n"
     "    permissions: [\"default:admin\"]\n"
@@ -27,7 +28,11 @@ TG_TEST(generated_keys_have_the_documented_form) {
   TG_CHECK(strcmp(again, h1) == 0);
   /* SHA-256("abc") */
   tg_apikey_hash_hex("abc", 3, again);
-  TG_CHECK(strcmp(again, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+  TG_CHECK(
+      strcmp(
+          again,
+          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") ==
+      0);
 }
 
 TG_TEST(keys_file_check) {
@@ -38,7 +43,8 @@ TG_TEST(keys_file_check) {
   snprintf(yaml, sizeof yaml, keys_yaml_fmt, h1, h2);
   tg_apikeys_file *f = NULL;
   char *errors = NULL;
-  TG_CHECK(tg_apikeys_file_parse(yaml, strlen(yaml), "k.yaml", &f, &errors) == 0);
+  TG_CHECK(tg_apikeys_file_parse(yaml, strlen(yaml), "k.yaml", &f, &errors) ==
+           0);
   TG_CHECK(errors == NULL);
   if (!f)
     return;
@@ -46,7 +52,8 @@ TG_TEST(keys_file_check) {
   tg_claims c;
   tg_claims_init(&c);
   const char *reason = NULL;
-  TG_CHECK(tg_apikeys_check(f, k1, strlen(k1), 1700000000, NULL, &c, &reason) == 0);
+  TG_CHECK(tg_apikeys_check(f, k1, strlen(k1), 1700000000, NULL, &c, &reason) ==
+           0);
   TG_CHECK(c.subject && strcmp(c.subject, "ci") == 0);
   TG_CHECK(c.kinds == TG_CRED_API_KEY);
   TG_CHECK(tg_claims_ns_role(&c, "default", 7) == TG_ROLE_WRITE);
@@ -54,14 +61,17 @@ TG_TEST(keys_file_check) {
   TG_CHECK(c.system == TG_ROLE_READ);
   tg_claims_clear(&c);
   tg_claims_init(&c);
-  TG_CHECK(tg_apikeys_check(f, k2, strlen(k2), 1700000000, NULL, &c, &reason) == TG_APIKEY_REJECTED);
+  TG_CHECK(tg_apikeys_check(f, k2, strlen(k2), 1700000000, NULL, &c, &reason) ==
+           TG_APIKEY_REJECTED);
   TG_CHECK_STR_CONTAINS(reason, "expired");
   TG_CHECK(c.subject == NULL && c.kinds == 0);
-  TG_CHECK(tg_apikeys_check(f, "tgk_nope", 8, 1700000000, NULL, &c, &reason) == TG_APIKEY_REJECTED);
+  TG_CHECK(tg_apikeys_check(f, "tgk_nope", 8, 1700000000, NULL, &c, &reason) ==
+           TG_APIKEY_REJECTED);
   TG_CHECK_STR_CONTAINS(reason, "unknown API key");
   /* a key one character off is unknown */
   k1[10] ^= 1;
-  TG_CHECK(tg_apikeys_check(f, k1, strlen(k1), 1700000000, NULL, &c, &reason) == TG_APIKEY_REJECTED);
+  TG_CHECK(tg_apikeys_check(f, k1, strlen(k1), 1700000000, NULL, &c, &reason) ==
+           TG_APIKEY_REJECTED);
   tg_claims_clear(&c);
   tg_apikeys_file_free(f);
 }
@@ -78,9 +88,11 @@ TG_TEST(keys_file_errors_name_line_and_column) {
   TG_CHECK(tg_apikeys_file_parse(bad, strlen(bad), "k.yaml", &f, &errors) ==
            TG_CONFIG_ERR_INVALID);
   TG_CHECK(f == NULL);
-  TG_CHECK_STR_CONTAINS(errors, "k.yaml:2:13: 'keys[0].sha256' must be 64 hexadecimal");
+  TG_CHECK_STR_CONTAINS(errors,
+                        "k.yaml:2:13: 'keys[0].sha256' must be 64 hexadecimal");
   TG_CHECK_STR_CONTAINS(errors, "k.yaml:4:5: missing required key 'sha256'");
-  TG_CHECK_STR_CONTAINS(errors, "k.yaml:5:14: 'keys[1].expires' must be a UTC time");
+  TG_CHECK_STR_CONTAINS(errors,
+                        "k.yaml:5:14: 'keys[1].expires' must be a UTC time");
   TG_CHECK_STR_CONTAINS(errors, "k.yaml:6:5: unknown key 'colour'");
   TG_CHECK(strstr(errors, "same sha256") == NULL);
   free(errors);
@@ -95,13 +107,15 @@ TG_TEST(duplicate_digests_are_refused) {
   char k[TG_APIKEY_LEN + 1], h[65], yaml[512];
   tg_apikey_generate(k, h);
   snprintf(yaml, sizeof yaml,
-           "keys:\n  - {sha256: \"%s\", subject: a}\n  - {sha256: \"%s\", subject: b}\n",
+           "keys:\n  - {sha256: \"%s\", subject: a}\n  - {sha256: \"%s\", "
+           "subject: b}\n",
            h, h);
   tg_apikeys_file *f = NULL;
   char *errors = NULL;
   TG_CHECK(tg_apikeys_file_parse(yaml, strlen(yaml), "k.yaml", &f, &errors) ==
            TG_CONFIG_ERR_INVALID);
-  TG_CHECK_STR_CONTAINS(errors, "k.yaml:3:5: keys[1] has the same sha256 as keys[0]");
+  TG_CHECK_STR_CONTAINS(errors,
+                        "k.yaml:3:5: keys[1] has the same sha256 as keys[0]");
   free(errors);
 }
 

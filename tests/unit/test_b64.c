@@ -4,8 +4,12 @@
 TG_TEST(rfc4648_vectors_round_trip) {
   static const struct {
     const char *raw, *enc;
-  } v[] = {{"", ""},         {"f", "Zg"},         {"fo", "Zm8"},
-           {"foo", "Zm9v"},  {"foob", "Zm9vYg"},  {"fooba", "Zm9vYmE"},
+  } v[] = {{"", ""},
+           {"f", "Zg"},
+           {"fo", "Zm8"},
+           {"foo", "Zm9v"},
+           {"foob", "Zm9vYg"},
+           {"fooba", "Zm9vYmE"},
            {"foobar", "Zm9vYmFy"}};
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
     char enc[32];

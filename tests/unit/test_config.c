@@ -903,7 +903,6 @@ TG_TEST(test_out_of_memory) {
 #endif
 }
 
-
 #define AUTHN_BASE                                                             \
   "listen:\n"                                                                  \
   "  address: \"127.0.0.1:7233\"\n"                                            \
@@ -966,7 +965,8 @@ TG_TEST(test_authentication_full) {
     }
     TG_CHECK(a->ncert_rules == 1);
     if (a->ncert_rules == 1) {
-      TG_CHECK(str_eq(a->cert_rules[0].match[4], "spiffe://acme.test/ns/*/sa/*"));
+      TG_CHECK(
+          str_eq(a->cert_rules[0].match[4], "spiffe://acme.test/ns/*/sa/*"));
       TG_CHECK(str_eq(a->cert_rules[0].match[1], "acme"));
       TG_CHECK(a->cert_rules[0].match[0] == NULL);
       TG_CHECK(str_eq(a->cert_rules[0].subject, "{uri_san}"));
@@ -1007,7 +1007,8 @@ TG_TEST(test_authentication_errors) {
                TG_CONFIG_ERR_INVALID, 2, "t.yaml:7:18:", "password");
   EXPECT_ERROR(AUTHN_BASE "authentication:\n  require: [api_key]\n",
                TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:3:", "api_keys_file");
-  EXPECT_ERROR(AUTHN_BASE "authentication:\n  jwt: {key_sources: [\"ftp://x\"]}\n",
+  EXPECT_ERROR(AUTHN_BASE
+               "authentication:\n  jwt: {key_sources: [\"ftp://x\"]}\n",
                TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:23:", "https://");
   EXPECT_ERROR(AUTHN_BASE "authentication:\n  jwt: {refresh_interval: 1m}\n",
                TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:8:", "key_sources");
@@ -1016,7 +1017,8 @@ TG_TEST(test_authentication_errors) {
   EXPECT_ERROR(AUTHN_BASE
                "authentication:\n  client_certs:\n    - match: {sn: x}\n",
                TG_CONFIG_ERR_INVALID, 2, "t.yaml:8:15:", "unknown key 'sn'");
-  EXPECT_ERROR(AUTHN_BASE "authentication:\n  exempt_methods: [GetSystemInfo]\n",
+  EXPECT_ERROR(AUTHN_BASE
+               "authentication:\n  exempt_methods: [GetSystemInfo]\n",
                TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:19:", "full gRPC path");
   EXPECT_ERROR("listen: {address: \"127.0.0.1:1\"}\n"
                "upstream: {addresses: [\"127.0.0.1:2\"]}\n"

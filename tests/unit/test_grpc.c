@@ -49,7 +49,8 @@ TG_TEST(prefix_rejects_unknown_flag) {
 TG_TEST(trailers_only_response_shape) {
   tg_hdrs h;
   tg_hdrs_init(&h);
-  TG_CHECK(tg_grpc_trailers_only(&h, TG_GRPC_UNAVAILABLE, "no upstream: 100%") == 0);
+  TG_CHECK(
+      tg_grpc_trailers_only(&h, TG_GRPC_UNAVAILABLE, "no upstream: 100%") == 0);
   size_t len;
   const char *v = tg_hdrs_get(&h, ":status", &len);
   TG_CHECK(v && len == 3 && memcmp(v, "200", 3) == 0);
@@ -79,7 +80,8 @@ TG_TEST(header_list_keeps_binary_values_and_order) {
   tg_hdrs_init(&h);
   const uint8_t bin[] = {0, 1, 2, 0xff};
   for (int i = 0; i < 100; i++)
-    TG_CHECK(tg_hdrs_add(&h, (const uint8_t *)"x-a", 3, bin, sizeof(bin), 0) == 0);
+    TG_CHECK(tg_hdrs_add(&h, (const uint8_t *)"x-a", 3, bin, sizeof(bin), 0) ==
+             0);
   TG_CHECK(tg_hdrs_add(&h, (const uint8_t *)"x-b-bin", 7, bin, sizeof(bin),
                        NGHTTP2_NV_FLAG_NO_INDEX) == 0);
   TG_CHECK(h.n == 101);
