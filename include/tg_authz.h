@@ -25,9 +25,8 @@ typedef enum tg_authz_result {
 
 typedef struct tg_call_info {
   const tg_hdrs *headers;
-  const char *path; /* ":path", e.g.
-                       /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution
-                     */
+  /* ":path", e.g. /temporal.api.workflowservice.v1.WorkflowService/Start... */
+  const char *path;
   size_t path_len;
   const uint8_t *msg; /* first message payload (without the 5-byte prefix) */
   size_t msg_len;

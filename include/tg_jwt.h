@@ -39,16 +39,20 @@
 #include "tg_claims.h"
 #include "tg_jwks.h"
 
-#define TG_JWT_ERR_MALFORMED -1   /* "malformed token", "token too large", ... \
-                                   */
-#define TG_JWT_ERR_UNKNOWN_KID -2 /* "unknown key id" */
-#define TG_JWT_ERR_ALG                                                         \
-  -3 /* "algorithm not allowed", "algorithm does not match key" */
-#define TG_JWT_ERR_SIGNATURE -4 /* "bad signature" */
-#define TG_JWT_ERR_EXPIRED -5   /* "token expired" */
-#define TG_JWT_ERR_NOT_YET -6   /* "token not yet valid" */
-#define TG_JWT_ERR_CLAIMS                                                      \
-  -7 /* "wrong issuer", "wrong audience", "missing exp", ... */
+/* Error codes, each with its reasons:
+ * MALFORMED: "malformed token", "token too large", ...
+ * UNKNOWN_KID: "unknown key id"
+ * ALG: "algorithm not allowed", "algorithm does not match key"
+ * SIGNATURE: "bad signature"; EXPIRED: "token expired";
+ * NOT_YET: "token not yet valid"
+ * CLAIMS: "wrong issuer", "wrong audience", "missing exp", ... */
+#define TG_JWT_ERR_MALFORMED -1
+#define TG_JWT_ERR_UNKNOWN_KID -2
+#define TG_JWT_ERR_ALG -3
+#define TG_JWT_ERR_SIGNATURE -4
+#define TG_JWT_ERR_EXPIRED -5
+#define TG_JWT_ERR_NOT_YET -6
+#define TG_JWT_ERR_CLAIMS -7
 #define TG_JWT_ERR_NOMEM -8
 
 typedef struct tg_jwt_opts {

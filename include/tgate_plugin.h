@@ -49,9 +49,8 @@ typedef struct tgate_plugin_header {
 } tgate_plugin_header;
 
 typedef struct tgate_plugin_call {
-  const char *method; /* the gRPC path, e.g.
-                         /temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution
-                       */
+  /* the gRPC path, e.g. /temporal.api.workflowservice.v1.WorkflowService/... */
+  const char *method;
   size_t method_len;
   const tgate_plugin_header *headers; /* pseudo-headers included */
   size_t nheaders;

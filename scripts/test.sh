@@ -59,6 +59,9 @@ export TGATE_CERTS; TGATE_CERTS=$(mktemp -d)
 trap 'rm -rf "$TGATE_CERTS"' EXIT
 certs-dev/gen.sh "$TGATE_CERTS" >/dev/null || step_fail "certs-dev/gen.sh"
 
+echo "== format (clang-format, .clang-format)"
+if make -s format-check >/dev/null 2>&1; then count "format" 1 0; else step_fail "format (run: make format)"; fi
+
 echo "== build (gcc, -Werror)"
 if make -s all && make -s $(ls tests/unit/test_*.c 2>/dev/null | sed -E 's#tests/unit/(.*)\.c#build/unit/\1#'); then
   count "build" 1 0
