@@ -116,8 +116,22 @@ typedef struct tg_authn_cfg {
 } tg_authn_cfg;
 
 typedef enum tg_authz_mode {
-  TG_AUTHZ_OFF = 0, /* every call passes (until the authorization issue) */
+  TG_AUTHZ_OFF = 0,     /* every (authenticated) call passes */
+  TG_AUTHZ_ENFORCE = 1, /* decide; deny with PERMISSION_DENIED */
+  TG_AUTHZ_SHADOW = 2,  /* decide and log would-be denials, but let all pass */
 } tg_authz_mode;
+
+/* authorization.rules[i]; an empty list matches anything. */
+typedef struct tg_authz_rule_cfg {
+  int allow; /* effect: allow (1) or deny (0) */
+  tg_strlist methods, namespaces, subjects, task_queues, workflow_types;
+  size_t line;
+} tg_authz_rule_cfg;
+
+typedef enum tg_fwd_authorization {
+  TG_FWD_AUTH_FORWARD = 0, /* the client's authorization header goes upstream */
+  TG_FWD_AUTH_STRIP = 1,
+} tg_fwd_authorization;
 
 typedef enum tg_log_level {
   TG_LOG_ERROR = 0,
