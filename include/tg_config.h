@@ -166,8 +166,15 @@ typedef struct tg_config {
   tg_authn_cfg *authn;
 
   /* authorization: (optional section) */
-  tg_authz_mode
-      authz_mode; /* authorization.mode; only "off" for now, default off */
+  tg_authz_mode authz_mode; /* mode: enforce | shadow | off; default off */
+  int worker_role_extended; /* worker_role: extended (1, default) | temporal */
+  tg_strlist disabled_methods; /* "Service/Method" names or globs */
+  tg_authz_rule_cfg *authz_rules;
+  size_t nauthz_rules;
+  uint32_t max_message_bytes; /* first message inspected, default 4 MiB */
+  int expose_reasons;         /* deny reason to the client, default false */
+  char *subject_header;       /* add the verified subject upstream; NULL: no */
+  tg_fwd_authorization forward_authorization; /* forward (default) | strip */
 
   /* logging: (optional section) */
   tg_log_level

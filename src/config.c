@@ -724,26 +724,6 @@ static void cfg_admin(cfg_parser *p, yaml_node_t *n) {
               "'admin.address' must differ from 'listen.address'");
 }
 
-static void cfg_authorization(cfg_parser *p, yaml_node_t *n) {
-  enum { Z_MODE, Z_N };
-  cfg_field f[Z_N] = {{.name = "mode"}};
-  char q[CFG_QUOTE_BUF];
-
-  if (!cfg_expect_mapping(p, "authorization", n))
-    return;
-  cfg_collect(p, n, "authorization", f, Z_N);
-  yaml_node_t *v = f[Z_MODE].val;
-  if (!v || !cfg_expect_scalar(p, "authorization.mode", v, "a string"))
-    return;
-  if (cfg_scalar_is(v, "off"))
-    p->cfg->authz_mode = TG_AUTHZ_OFF;
-  else
-    cfg_error(p, v,
-              "'authorization.mode' must be 'off' (the only mode supported "
-              "so far), not '%s'",
-              cfg_quote_node(v, q));
-}
-
 /* A string or a sequence of strings (allow_scalar) into out. */
 static void cfg_get_strlist(cfg_parser *p, const char *name, yaml_node_t *n,
                             int allow_scalar, int allow_empty,
@@ -1220,6 +1200,158 @@ static void cfg_logging(cfg_parser *p, yaml_node_t *n) {
             cfg_quote_node(v, q));
 }
 
+static void cfg_authz_rule(cfg_parser *p, yaml_node_t *n, size_t idx,
+                           tg_authz_rule_cfg *r) {
+  enum { R_EFFECT, R_METHODS, R_NS, R_SUBJECTS, R_TQ, R_WT, R_N };
+  cfg_field f[R_N] = {{.name = "effect"},      {.name = "methods"},
+                      {.name = "namespaces"},  {.name = "subjects"},
+                      {.name = "task_queues"}, {.name = "workflow_types"}};
+  tg_strlist *lists[R_N] = {NULL,         &r->methods,     &r->namespaces,
+                            &r->subjects, &r->task_queues, &r->workflow_types};
+  char path[64], name[96], q[CFG_QUOTE_BUF];
+
+  snprintf(path, sizeof path, "authorization.rules[%zu]", idx);
+  r->line = n->start_mark.line + 1;
+  if (!cfg_expect_mapping(p, path, n))
+    return;
+  cfg_collect(p, n, path, f, R_N);
+  yaml_node_t *e = f[R_EFFECT].val;
+  if (!e) {
+    cfg_missing(p, n, path, "effect", "");
+  } else if (cfg_expect_scalar(p, "effect", e, "allow or deny")) {
+    if (cfg_scalar_is(e, "allow"))
+      r->allow = 1;
+    else if (!cfg_scalar_is(e, "deny"))
+      cfg_error(p, e, "'%s.effect' must be allow or deny, not '%s'", path,
+                cfg_quote_node(e, q));
+  }
+  int any = 0;
+  for (int i = R_METHODS; i < R_N; i++) {
+    if (!f[i].val)
+      continue;
+    any = 1;
+    snprintf(name, sizeof name, "%s.%s", path, f[i].name);
+    cfg_get_strlist(p, name, f[i].val, 1, 0, lists[i]);
+  }
+  if (!any)
+    cfg_error(p, n,
+              "'%s' matches every call; name at least one of methods, "
+              "namespaces, subjects, task_queues, workflow_types",
+              path);
+}
+
+static void cfg_authorization(cfg_parser *p, yaml_node_t *n) {
+  enum {
+    Z_MODE,
+    Z_WORKER,
+    Z_DISABLED,
+    Z_RULES,
+    Z_MAXMSG,
+    Z_EXPOSE,
+    Z_SUBJHDR,
+    Z_FWDAUTH,
+    Z_N
+  };
+  cfg_field f[Z_N] = {{.name = "mode"},
+                      {.name = "worker_role"},
+                      {.name = "disabled_methods"},
+                      {.name = "rules"},
+                      {.name = "max_message_bytes"},
+                      {.name = "expose_reasons"},
+                      {.name = "subject_header"},
+                      {.name = "forward_authorization"}};
+  char q[CFG_QUOTE_BUF];
+  tg_config *cfg = p->cfg;
+  uint64_t v;
+
+  if (!cfg_expect_mapping(p, "authorization", n))
+    return;
+  cfg_collect(p, n, "authorization", f, Z_N);
+  yaml_node_t *m = f[Z_MODE].val;
+  if (m && cfg_expect_scalar(p, "authorization.mode", m, "a string")) {
+    if (cfg_scalar_is(m, "off"))
+      cfg->authz_mode = TG_AUTHZ_OFF;
+    else if (cfg_scalar_is(m, "enforce"))
+      cfg->authz_mode = TG_AUTHZ_ENFORCE;
+    else if (cfg_scalar_is(m, "shadow"))
+      cfg->authz_mode = TG_AUTHZ_SHADOW;
+    else
+      cfg_error(p, m,
+                "'authorization.mode' must be enforce, shadow or off, not "
+                "'%s'",
+                cfg_quote_node(m, q));
+  }
+  yaml_node_t *w = f[Z_WORKER].val;
+  if (w && cfg_expect_scalar(p, "authorization.worker_role", w, "a string")) {
+    if (cfg_scalar_is(w, "extended"))
+      cfg->worker_role_extended = 1;
+    else if (cfg_scalar_is(w, "temporal"))
+      cfg->worker_role_extended = 0;
+    else
+      cfg_error(p, w,
+                "'authorization.worker_role' must be extended or temporal, "
+                "not '%s'",
+                cfg_quote_node(w, q));
+  }
+  if (f[Z_DISABLED].val)
+    cfg_get_strlist(p, "authorization.disabled_methods", f[Z_DISABLED].val, 0,
+                    1, &cfg->disabled_methods);
+  yaml_node_t *r = f[Z_RULES].val;
+  if (r && r->type != YAML_SEQUENCE_NODE) {
+    cfg_error(p, r, "'authorization.rules' must be a sequence of rules, not %s",
+              cfg_kind(r));
+  } else if (r) {
+    size_t count =
+        (size_t)(r->data.sequence.items.top - r->data.sequence.items.start);
+    if (count) {
+      cfg->authz_rules = calloc(count, sizeof *cfg->authz_rules);
+      if (!cfg->authz_rules) {
+        p->nomem = 1;
+        return;
+      }
+      cfg->nauthz_rules = count;
+      for (size_t i = 0; i < count; i++) {
+        yaml_node_t *item =
+            yaml_document_get_node(p->doc, r->data.sequence.items.start[i]);
+        if (item)
+          cfg_authz_rule(p, item, i, &cfg->authz_rules[i]);
+      }
+    }
+  }
+  if (f[Z_MAXMSG].val &&
+      cfg_get_uint(p, "authorization.max_message_bytes", f[Z_MAXMSG].val, 1024,
+                   64 * 1024 * 1024, &v))
+    cfg->max_message_bytes = (uint32_t)v;
+  if (f[Z_EXPOSE].val)
+    cfg_get_bool(p, "authorization.expose_reasons", f[Z_EXPOSE].val,
+                 &cfg->expose_reasons);
+  if (f[Z_SUBJHDR].val) {
+    cfg_get_string(p, "authorization.subject_header", f[Z_SUBJHDR].val,
+                   &cfg->subject_header);
+    for (char *c = cfg->subject_header; c && *c; c++)
+      if (*c >= 'A' && *c <= 'Z')
+        *c = (char)(*c - 'A' + 'a');
+  }
+  yaml_node_t *fa = f[Z_FWDAUTH].val;
+  if (fa && cfg_expect_scalar(p, "authorization.forward_authorization", fa,
+                              "a string")) {
+    if (cfg_scalar_is(fa, "forward"))
+      cfg->forward_authorization = TG_FWD_AUTH_FORWARD;
+    else if (cfg_scalar_is(fa, "strip"))
+      cfg->forward_authorization = TG_FWD_AUTH_STRIP;
+    else
+      cfg_error(p, fa,
+                "'authorization.forward_authorization' must be forward or "
+                "strip, not '%s'",
+                cfg_quote_node(fa, q));
+  }
+  if (cfg->authz_mode != TG_AUTHZ_OFF && !cfg->authn)
+    cfg_error(p, m ? m : n,
+              "'authorization.mode' %s needs an 'authentication' section: "
+              "without credentials every call but GetSystemInfo is denied",
+              cfg->authz_mode == TG_AUTHZ_ENFORCE ? "enforce" : "shadow");
+}
+
 static void cfg_root(cfg_parser *p, yaml_node_t *root) {
   enum {
     R_LISTEN,
@@ -1479,6 +1611,8 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   p.cfg->workers = 0;
   p.cfg->shutdown_grace_ms = 30000;
   p.cfg->authz_mode = TG_AUTHZ_OFF;
+  p.cfg->worker_role_extended = 1;
+  p.cfg->max_message_bytes = 4 * 1024 * 1024;
   p.cfg->log_level = TG_LOG_INFO;
 
   rc = cfg_run(&p, buf, len, cfg_root,
@@ -1806,5 +1940,16 @@ void tg_config_free(tg_config *cfg) {
     free(cfg->admin_address);
   }
   tg_authn_cfg_free(cfg->authn);
+  cfg_strlist_free(&cfg->disabled_methods);
+  for (size_t i = 0; i < cfg->nauthz_rules; i++) {
+    tg_authz_rule_cfg *r = &cfg->authz_rules[i];
+    cfg_strlist_free(&r->methods);
+    cfg_strlist_free(&r->namespaces);
+    cfg_strlist_free(&r->subjects);
+    cfg_strlist_free(&r->task_queues);
+    cfg_strlist_free(&r->workflow_types);
+  }
+  free(cfg->authz_rules);
+  free(cfg->subject_header);
   free(cfg);
 }

@@ -531,14 +531,82 @@ TG_TEST(test_empty_document) {
   free(errors);
 }
 
+#define AUTHN_BASE                                                             \
+  "listen:\n"                                                                  \
+  "  address: \"127.0.0.1:7233\"\n"                                            \
+  "  tls: {cert_file: s.pem, key_file: s.key, client_ca_file: ca.pem}\n"       \
+  "upstream:\n"                                                                \
+  "  addresses: [\"127.0.0.1:7234\"]\n"
+
 TG_TEST(test_authorization_mode) {
-  EXPECT_ERROR(MINIMAL "authorization:\n  mode: rbac\n", TG_CONFIG_ERR_INVALID,
-               1, "t.yaml:6:9:", "'authorization.mode' must be 'off'");
+  EXPECT_ERROR(
+      MINIMAL "authorization:\n  mode: rbac\n", TG_CONFIG_ERR_INVALID, 1,
+      "t.yaml:6:9:", "'authorization.mode' must be enforce, shadow or off");
+  /* Enforcing without any way to authenticate would deny everything. */
+  EXPECT_ERROR(MINIMAL "authorization:\n  mode: enforce\n",
+               TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:6:9:", "needs an 'authentication' section");
   /* Case-sensitive, whatever YAML 1.1 thinks of "Off". */
   EXPECT_ERROR(MINIMAL "authorization:\n  mode: Off\n", TG_CONFIG_ERR_INVALID,
                1, "t.yaml:6:9:", "not 'Off'");
   EXPECT_ERROR(MINIMAL "logging:\n  level: verbose\n", TG_CONFIG_ERR_INVALID, 1,
                "t.yaml:6:10:", "error, warn, info, debug");
+}
+
+TG_TEST(test_authorization_full) {
+  const char *yaml = AUTHN_BASE
+      "authentication:\n"
+      "  require: [client_cert]\n"
+      "authorization:\n"
+      "  mode: shadow\n"
+      "  worker_role: temporal\n"
+      "  disabled_methods: [\"WorkflowService/TerminateWorkflowExecution\"]\n"
+      "  max_message_bytes: 1048576\n"
+      "  expose_reasons: true\n"
+      "  subject_header: X-Tgate-Subject\n"
+      "  forward_authorization: strip\n"
+      "  rules:\n"
+      "    - effect: allow\n"
+      "      methods: [\"@worker\"]\n"
+      "      namespaces: [payments]\n"
+      "      subjects: [\"spiffe://acme.test/ns/payments/*\"]\n"
+      "      task_queues: [\"payments-*\"]\n"
+      "    - effect: deny\n"
+      "      methods: \"@admin\"\n"
+      "      namespaces: [\"prod-*\"]\n";
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(yaml, &cfg, &errors) == 0);
+  TG_CHECK(errors == NULL);
+  if (!cfg) {
+    free(errors);
+    return;
+  }
+  TG_CHECK(cfg->authz_mode == TG_AUTHZ_SHADOW);
+  TG_CHECK(cfg->worker_role_extended == 0);
+  TG_CHECK(cfg->disabled_methods.n == 1);
+  TG_CHECK(cfg->max_message_bytes == 1048576);
+  TG_CHECK(cfg->expose_reasons == 1);
+  TG_CHECK(str_eq(cfg->subject_header, "x-tgate-subject"));
+  TG_CHECK(cfg->forward_authorization == TG_FWD_AUTH_STRIP);
+  TG_CHECK(cfg->nauthz_rules == 2);
+  if (cfg->nauthz_rules == 2) {
+    TG_CHECK(cfg->authz_rules[0].allow == 1 && cfg->authz_rules[1].allow == 0);
+    TG_CHECK(cfg->authz_rules[0].task_queues.n == 1 &&
+             str_eq(cfg->authz_rules[0].task_queues.v[0], "payments-*"));
+    TG_CHECK(cfg->authz_rules[1].methods.n == 1 &&
+             str_eq(cfg->authz_rules[1].methods.v[0], "@admin"));
+    TG_CHECK(cfg->authz_rules[0].line == 17 && cfg->authz_rules[1].line == 22);
+  }
+  tg_config_free(cfg);
+  TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+  TG_CHECK(cfg && cfg->worker_role_extended == 1 &&
+           cfg->max_message_bytes == 4 * 1024 * 1024 &&
+           cfg->forward_authorization == TG_FWD_AUTH_FORWARD);
+  tg_config_free(cfg);
+  EXPECT_ERROR(AUTHN_BASE "authentication: {require: []}\n"
+                          "authorization:\n  rules:\n    - effect: maybe\n",
+               TG_CONFIG_ERR_INVALID, 2, "t.yaml:9:15:", "allow or deny");
 }
 
 TG_TEST(test_workers_range) {
@@ -903,13 +971,6 @@ TG_TEST(test_out_of_memory) {
 #endif
 }
 
-#define AUTHN_BASE                                                             \
-  "listen:\n"                                                                  \
-  "  address: \"127.0.0.1:7233\"\n"                                            \
-  "  tls: {cert_file: s.pem, key_file: s.key, client_ca_file: ca.pem}\n"       \
-  "upstream:\n"                                                                \
-  "  addresses: [\"127.0.0.1:7234\"]\n"
-
 TG_TEST(test_authentication_full) {
   const char *yaml = AUTHN_BASE
       "authentication:\n"
@@ -1048,6 +1109,7 @@ int main(void) {
   TG_RUN(test_empty_document);
   TG_RUN(test_authorization_mode);
   TG_RUN(test_workers_range);
+  TG_RUN(test_authorization_full);
   TG_RUN(test_many_errors);
   TG_RUN(test_error_cap_and_quoting);
   TG_RUN(test_admin_conflict);
