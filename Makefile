@@ -3,7 +3,7 @@
 PREFIX ?= /usr/local
 SHELL := /bin/bash
 CC ?= cc
-PKGS := libevent_core libevent_extra libevent_openssl libevent_pthreads libnghttp2 openssl yaml-0.1 jansson libpcre2-8 libcurl
+PKGS := libevent_core libevent_extra libevent_openssl libevent_pthreads libnghttp2 openssl yaml-0.1 jansson libpcre2-8 libcurl zlib
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEB_PKGS=(build-essential clang clang-format pkg-config make libevent-dev libnghttp2-dev
-          libssl-dev libyaml-dev libjansson-dev libpcre2-dev libcurl4-openssl-dev
+          libssl-dev libyaml-dev libjansson-dev libpcre2-dev libcurl4-openssl-dev zlib1g-dev
           openssl ca-certificates curl
           nghttp2-client procps)
 
