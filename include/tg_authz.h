@@ -1,15 +1,29 @@
 /*
- * tg_authz: the per-call decision point. The relay asks once the request
- * headers are complete and, when the answer is TG_AUTHZ_NEED_MESSAGE, again
- * once the first gRPC message has arrived (or the request ended without
- * one). Until the answer is ALLOW nothing of the call reaches the upstream.
+ * tg_authz: the per-call authorization decision point, between the relay
+ * and the policy. The relay asks once the request headers are complete and,
+ * when the answer is TG_AUTHZ_NEED_MESSAGE, again once the first gRPC
+ * message has arrived (or the request ended without one). Until the answer
+ * is ALLOW nothing of the call reaches the upstream.
  *
- * Pure with respect to I/O: decisions are computed from the call and the
- * (read-only, shared) configuration only.
+ * What it reads from the call, with the same care as the frontend would:
+ * - the method from :path, exactly (no case folding or normalisation: a
+ *   path that is not byte-for-byte a known method is unknown and denied);
+ * - the first message, decompressed per grpc-encoding (gzip, deflate,
+ *   identity; another encoding: UNIMPLEMENTED naming it) within
+ *   max_message_bytes (beyond: RESOURCE_EXHAUSTED); then the namespace, task
+ *   queue and workflow type at the method's fields (tg_pb: last occurrence
+ *   wins, malformed: INVALID_ARGUMENT), and for RespondWorkflowTaskCompleted
+ *   every namespace its commands name;
+ * - a temporal-namespace header that differs from the body's namespace is
+ *   denied; so is a unary call carrying more than one message, or none.
+ * Denials answer PERMISSION_DENIED "Request unauthorized." (Temporal's
+ * message) unless expose_reasons; the reason is always logged. In shadow
+ * mode a would-be denial is logged and the call allowed.
+ *
+ * tg_authz is built once and shared read-only by all workers.
  */
 #ifndef TG_AUTHZ_H
 #define TG_AUTHZ_H
-#include <openssl/ssl.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,15 +46,23 @@ typedef struct tg_call_info {
   size_t msg_len;
   int msg_compressed;
   int have_msg;            /* 0 on the first (headers-only) ask */
-  SSL *ssl;                /* downstream TLS connection, NULL for h2c */
+  size_t body_extra;       /* request bytes received after the first message */
   const tg_claims *claims; /* the authenticated caller's claims */
 } tg_call_info;
 
 typedef struct tg_verdict {
   int grpc_status;     /* for DENY */
-  const char *message; /* static string, for DENY */
+  const char *message; /* for DENY: what the client is told */
+  char reason[256];    /* what the log says (allow or deny) */
+  int shadow_denied;   /* ALLOW only because the mode is shadow */
 } tg_verdict;
 
-tg_authz_result tg_authz_decide(const tg_config *cfg, const tg_call_info *call,
+typedef struct tg_authz tg_authz;
+
+/* NULL with a reason when the policy does not compile. */
+tg_authz *tg_authz_new(const tg_config *cfg, char *err, size_t errlen);
+void tg_authz_free(tg_authz *a); /* NULL-safe */
+
+tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
                                 tg_verdict *v);
 #endif

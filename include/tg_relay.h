@@ -8,8 +8,10 @@
  *      \--(deny / bad request / no upstream)--> LOCAL (answered here)
  * While in HEADERS, HOLD and PENDING nothing reaches the upstream; request
  * bytes wait in req_body. In HOLD they are credited back to the client (up to
- * TG_RELAY_HOLD_MAX) so a first message larger than the stream window can
- * arrive; otherwise credit is given only as the upstream takes the bytes.
+ * authorization.max_message_bytes) so a first message larger than the stream
+ * window can arrive; otherwise credit is given only as the upstream takes
+ * the bytes. Once a call is allowed on its first message, no further request
+ * bytes may follow (Temporal's calls are unary): more cancel the call.
  *
  * The tg_relay_down_* functions are called from the downstream session's
  * callbacks, the tg_relay_up_* ones from the upstream session's. They return
@@ -21,7 +23,6 @@
 #include "tg_types.h"
 
 #define TG_RELAY_MAX_HEADER_LIST (64 * 1024)
-#define TG_RELAY_HOLD_MAX (4 * 1024 * 1024)
 
 tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid);
 

@@ -95,6 +95,7 @@ struct tg_relay {
       req_preconsumed; /* request bytes already credited back to the client */
   size_t resp_preconsumed; /* response bytes already credited to the upstream */
   size_t req_bytes, resp_bytes;
+  size_t req_limit; /* request bytes allowed (one message once decided) */
 
   unsigned req_hdrs_done : 1;
   unsigned req_eof : 1;

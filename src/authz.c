@@ -1,16 +1,226 @@
 #include "tg_authz.h"
 
-tg_authz_result tg_authz_decide(const tg_config *cfg, const tg_call_info *call,
-                                tg_verdict *v) {
-  (void)call;
-  switch (cfg->authz_mode) {
-  case TG_AUTHZ_OFF:
-    return TG_AUTHZ_ALLOW;
-  case TG_AUTHZ_ENFORCE:
-  case TG_AUTHZ_SHADOW:
-    break;
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_decompress.h"
+#include "tg_grpc.h"
+#include "tg_methods.h"
+#include "tg_pb.h"
+#include "tg_policy.h"
+
+#define MAX_COMMAND_NAMESPACES 64
+
+struct tg_authz {
+  const tg_config *cfg;
+  tg_policy *policy; /* NULL when mode is off */
+};
+
+tg_authz *tg_authz_new(const tg_config *cfg, char *err, size_t errlen) {
+  tg_authz *a = calloc(1, sizeof *a);
+  if (!a) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
   }
-  v->grpc_status = 7; /* PERMISSION_DENIED: an unknown mode never allows */
-  v->message = "authorization mode not supported";
+  a->cfg = cfg;
+  if (cfg->authz_mode != TG_AUTHZ_OFF &&
+      !(a->policy = tg_policy_new(cfg, err, errlen))) {
+    free(a);
+    return NULL;
+  }
+  return a;
+}
+
+void tg_authz_free(tg_authz *a) {
+  if (!a)
+    return;
+  tg_policy_free(a->policy);
+  free(a);
+}
+
+static tg_authz_result deny(tg_verdict *v, int status, const char *client_msg,
+                            const char *reason) {
+  v->grpc_status = status;
+  v->message = client_msg;
+  if (reason != v->reason)
+    snprintf(v->reason, sizeof v->reason, "%s", reason);
   return TG_AUTHZ_DENY;
+}
+
+/* A policy denial: Temporal's message unless reasons are exposed; shadow
+ * mode turns it into an allow that is logged. */
+static tg_authz_result policy_deny(const tg_authz *a, tg_verdict *v,
+                                   const char *reason) {
+  if (v->reason != reason)
+    snprintf(v->reason, sizeof v->reason, "%s", reason);
+  if (a->cfg->authz_mode == TG_AUTHZ_SHADOW) {
+    v->shadow_denied = 1;
+    return TG_AUTHZ_ALLOW;
+  }
+  v->grpc_status = TG_GRPC_PERMISSION_DENIED;
+  v->message = a->cfg->expose_reasons ? v->reason : "Request unauthorized.";
+  return TG_AUTHZ_DENY;
+}
+
+typedef struct cmd_scan {
+  const uint8_t *ns;
+  size_t nslen;
+  tg_slice found[MAX_COMMAND_NAMESPACES];
+  size_t n;
+  int overflow;
+} cmd_scan;
+
+static int scan_command(const uint8_t *p, size_t len, void *arg) {
+  cmd_scan *s = arg;
+  for (size_t i = 0; i < tg_command_namespaces_len; i++) {
+    tg_field_path path = {.len = 2,
+                          .f = {tg_command_namespaces[i].attr_field,
+                                tg_command_namespaces[i].ns_field}};
+    tg_slice ns;
+    int rv = tg_pb_get_string(p, len, &path, &ns);
+    if (rv < 0)
+      return rv;
+    /* A command naming no namespace acts on the task's own namespace. */
+    if (rv == 0 || ns.len == 0 ||
+        (ns.len == s->nslen && memcmp(ns.p, s->ns, ns.len) == 0))
+      continue;
+    if (s->n == MAX_COMMAND_NAMESPACES) {
+      s->overflow = 1;
+      return 1;
+    }
+    s->found[s->n++] = ns;
+  }
+  return 0;
+}
+
+static int is_identity(const char *enc, size_t len) {
+  return len == 8 && memcmp(enc, "identity", 8) == 0;
+}
+
+/* The policy's verdict, as the caller's. */
+static tg_authz_result judge(const tg_authz *a, const tg_authz_request *rq,
+                             tg_verdict *v) {
+  tg_authz_verdict pv;
+  tg_policy_decide(a->policy, rq, &pv, NULL, NULL);
+  snprintf(v->reason, sizeof v->reason, "%s", pv.reason);
+  return pv.allow ? TG_AUTHZ_ALLOW : policy_deny(a, v, v->reason);
+}
+
+/* Reads what the policy needs from the (decompressed) first message. */
+static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
+                               const tg_method *m, const uint8_t *body,
+                               size_t blen, tg_verdict *v) {
+  tg_authz_request rq;
+  memset(&rq, 0, sizeof rq);
+  rq.method = m;
+  rq.path = call->path;
+  rq.path_len = call->path_len;
+  rq.claims = call->claims;
+  if (tg_pb_validate(body, blen) < 0)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                "malformed protobuf in the request message");
+  if (m->ns.len && tg_pb_get_string(body, blen, &m->ns, &rq.ns) < 0)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                "malformed namespace field");
+  size_t hlen = 0;
+  const char *hns = tg_hdrs_get(call->headers, "temporal-namespace", &hlen);
+  if (hns && m->ns.len &&
+      (hlen != rq.ns.len || memcmp(hns, rq.ns.p, hlen) != 0)) {
+    snprintf(v->reason, sizeof v->reason,
+             "denied: temporal-namespace header '%.*s' differs from the "
+             "request's namespace '%.*s'",
+             (int)(hlen > 64 ? 64 : hlen), hns,
+             (int)(rq.ns.len > 64 ? 64 : rq.ns.len), (const char *)rq.ns.p);
+    return policy_deny(a, v, v->reason);
+  }
+  int rv;
+  if (m->task_queue.len) {
+    rv = tg_pb_get_string(body, blen, &m->task_queue, &rq.task_queue);
+    if (rv < 0)
+      return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                  "malformed task queue field");
+    rq.has_task_queue = rv == 1;
+  }
+  if (m->workflow_type.len) {
+    rv = tg_pb_get_string(body, blen, &m->workflow_type, &rq.workflow_type);
+    if (rv < 0)
+      return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                  "malformed workflow type field");
+    rq.has_workflow_type = rv == 1;
+  }
+  cmd_scan scan;
+  memset(&scan, 0, sizeof scan);
+  if (m->inspect_commands) {
+    scan.ns = rq.ns.p;
+    scan.nslen = rq.ns.len;
+    rv = tg_pb_foreach(body, blen, tg_commands_field, scan_command, &scan);
+    if (rv < 0)
+      return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                  "malformed command in the request message");
+    if (scan.overflow)
+      return policy_deny(a, v, "denied: commands name too many namespaces");
+    rq.extra_ns = scan.found;
+    rq.nextra_ns = scan.n;
+  }
+  return judge(a, &rq, v);
+}
+
+tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
+                                tg_verdict *v) {
+  const tg_config *cfg = a->cfg;
+  v->shadow_denied = 0;
+  v->reason[0] = '\0';
+  if (cfg->authz_mode == TG_AUTHZ_OFF)
+    return TG_AUTHZ_ALLOW;
+
+  const tg_method *m = tg_method_find(call->path, call->path_len);
+  if (!m || m->always_allowed) {
+    tg_authz_request rq;
+    memset(&rq, 0, sizeof rq);
+    rq.method = m;
+    rq.path = call->path;
+    rq.path_len = call->path_len;
+    rq.claims = call->claims;
+    return judge(a, &rq, v);
+  }
+  size_t elen = 0;
+  const char *enc = tg_hdrs_get(call->headers, "grpc-encoding", &elen);
+  if (enc && !tg_decompress_supported(enc, elen)) {
+    snprintf(v->reason, sizeof v->reason,
+             "grpc-encoding '%.*s' is not supported (gzip, deflate, identity)",
+             (int)(elen > 32 ? 32 : elen), enc);
+    return deny(v, TG_GRPC_UNIMPLEMENTED, v->reason, v->reason);
+  }
+  if (!call->have_msg)
+    return TG_AUTHZ_NEED_MESSAGE;
+  if (!call->msg)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT, "missing request message",
+                "the request ended without a message");
+  if (call->body_extra)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT,
+                "more than one request message on a unary call",
+                "more than one request message on a unary call");
+  if (!call->msg_compressed)
+    return inspect(a, call, m, call->msg, call->msg_len, v);
+  if (!enc || is_identity(enc, elen))
+    return deny(v, TG_GRPC_INVALID_ARGUMENT,
+                "compressed message without grpc-encoding",
+                "compressed message without grpc-encoding");
+  uint8_t *body = NULL;
+  size_t blen = 0;
+  int rv = tg_decompress(enc, elen, call->msg, call->msg_len,
+                         cfg->max_message_bytes, &body, &blen);
+  if (rv == TG_DECOMP_ERR_TOO_BIG)
+    return deny(v, TG_GRPC_RESOURCE_EXHAUSTED,
+                "decompressed message larger than the limit",
+                "decompressed message larger than max_message_bytes");
+  if (rv == TG_DECOMP_ERR_NOMEM)
+    return deny(v, TG_GRPC_UNAVAILABLE, "out of memory", "out of memory");
+  if (rv != 0)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT, "corrupt compressed message",
+                "corrupt compressed message");
+  tg_authz_result r = inspect(a, call, m, body, blen, v);
+  free(body);
+  return r;
 }

@@ -14,6 +14,7 @@
 #include "tg_admin.h"
 #include "tg_apikeys.h"
 #include "tg_authn.h"
+#include "tg_authz.h"
 #include "tg_config.h"
 #include "tg_keystore.h"
 #include "tg_log.h"
@@ -173,6 +174,13 @@ static int run(const tg_config *cfg) {
       goto end;
     }
   }
+  app.authz = tg_authz_new(cfg, err, sizeof err);
+  if (!app.authz) {
+    tg_err("authorization: %s", err);
+    goto end;
+  }
+  if (cfg->authz_mode == TG_AUTHZ_SHADOW)
+    tg_warn("authorization.mode is shadow: denials are logged, not enforced");
   if (!cfg->listen_tls)
     tg_warn("listen.tls is absent: serving plaintext h2c; credentials and "
             "calls cross the network unencrypted");
@@ -251,6 +259,7 @@ end:
   if (app.worker_exit_ev)
     event_free(app.worker_exit_ev);
   free(app.workers);
+  tg_authz_free(app.authz);
   tg_authn_free(app.authn);
   tg_keystore_free(app.keystore);
   if (app.base)
@@ -315,6 +324,15 @@ int main(int argc, char **argv) {
     SSL_CTX_free(c);
     if (rv == 0 && cfg->authn)
       rv = check_authn(cfg);
+    if (rv == 0) {
+      char err[512];
+      tg_authz *z = tg_authz_new(cfg, err, sizeof err);
+      if (!z) {
+        fprintf(stderr, "tgate: authorization: %s\n", err);
+        rv = -1;
+      }
+      tg_authz_free(z);
+    }
     tg_config_free(cfg);
     if (rv != 0) {
       fprintf(stderr, "tgate: configuration %s is invalid\n", file);

@@ -3,6 +3,7 @@
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "tg_authn.h"
@@ -36,6 +37,7 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   tg_hdrs_init(&r->resp_hdrs);
   tg_hdrs_init(&r->resp_trailers);
   tg_claims_init(&r->claims);
+  r->req_limit = SIZE_MAX;
   LIST_INSERT_HEAD(&down->relays, r, down_link);
   return r;
 }
@@ -86,6 +88,51 @@ static ssize_t forward_nv(tg_hdrs *h, nghttp2_nv **out) {
       nv[n++] = nv[i];
   *out = nv;
   return (ssize_t)n;
+}
+
+static int name_is(const nghttp2_nv *nv, const char *name) {
+  size_t n = name ? strlen(name) : 0;
+  return n && nv->namelen == n && memcmp(nv->name, name, n) == 0;
+}
+
+/* The request headers that go upstream: besides hop-by-hop fields, a
+ * client may not speak for tgate: temporal-principal-* and the subject
+ * header tgate sets are dropped, and the credential header is dropped when
+ * forward_authorization is strip. The verified subject is added when
+ * configured. Returns the count or -1. */
+static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
+  const tg_config *cfg = r->w->cfg;
+  const char *token_header = cfg->authn ? cfg->authn->token_header : "authorization";
+  if (r->claims.subject && cfg->subject_header &&
+      tg_hdrs_add(&r->req_hdrs, (const uint8_t *)cfg->subject_header,
+                  strlen(cfg->subject_header), (const uint8_t *)"", 0,
+                  NGHTTP2_NV_FLAG_NONE) != 0)
+    return -1;
+  nghttp2_nv *nv;
+  ssize_t n = forward_nv(&r->req_hdrs, &nv);
+  if (n < 0)
+    return -1;
+  size_t k = 0;
+  for (size_t i = 0; i < (size_t)n; i++) {
+    if (nv[i].namelen >= 19 && memcmp(nv[i].name, "temporal-principal-", 19) == 0)
+      continue;
+    if (name_is(&nv[i], cfg->subject_header)) {
+      /* the placeholder appended above is the last field: it carries the
+       * verified subject; any earlier one came from the client */
+      if (i + 1 == (size_t)n && r->claims.subject) {
+        nv[i].value = (uint8_t *)r->claims.subject;
+        nv[i].valuelen = strlen(r->claims.subject);
+        nv[k++] = nv[i];
+      }
+      continue;
+    }
+    if (cfg->forward_authorization == TG_FWD_AUTH_STRIP &&
+        name_is(&nv[i], token_header))
+      continue;
+    nv[k++] = nv[i];
+  }
+  *out = nv;
+  return (ssize_t)k;
 }
 
 /* Credits n bytes taken from body back to the connection they came from,
@@ -245,9 +292,10 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
   return -1;
 }
 
-/* Asks the authorizer; acts on ALLOW and DENY. */
+/* Asks the authorizer; acts on ALLOW and DENY. extra: request bytes
+ * already received after the first message. */
 static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
-                   int compressed, int have_msg) {
+                   int compressed, int have_msg, size_t extra) {
   tg_call_info call = {0};
   size_t plen = 0;
   call.headers = &r->req_hdrs;
@@ -262,10 +310,20 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
   call.msg_len = msglen;
   call.msg_compressed = compressed;
   call.have_msg = have_msg;
-  call.ssl = r->down ? r->down->ssl : NULL;
-  tg_verdict v = {TG_GRPC_PERMISSION_DENIED, "denied"};
-  switch (tg_authz_decide(r->w->cfg, &call, &v)) {
+  call.body_extra = extra;
+  tg_verdict v;
+  tg_authz_result res = tg_authz_decide(r->w->app->authz, &call, &v);
+  const char *peer = r->down ? r->down->peer : "?";
+  switch (res) {
   case TG_AUTHZ_ALLOW:
+    if (v.shadow_denied)
+      tg_warn("client %s: %.*s: shadow mode, would deny: %s (subject %s)",
+              peer, (int)plen, call.path, v.reason,
+              r->claims.subject ? r->claims.subject : "-");
+    else if (v.reason[0])
+      tg_debug("client %s: %.*s: %s", peer, (int)plen, call.path, v.reason);
+    /* A unary call carries one message: nothing past it may follow. */
+    r->req_limit = have_msg && msg ? TG_GRPC_PREFIX_LEN + msglen : SIZE_MAX;
     r->state = TG_RS_PENDING;
     tg_uppool_submit(r->w->pool, r);
     return;
@@ -276,10 +334,14 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
     }
     v.grpc_status = TG_GRPC_INTERNAL;
     v.message = "authorization undecided";
+    snprintf(v.reason, sizeof v.reason, "authorization undecided");
     break;
   case TG_AUTHZ_DENY:
     break;
   }
+  tg_info("client %s: %.*s: status %d: %s (subject %s)", peer, (int)plen,
+          call.path, v.grpc_status, v.reason,
+          r->claims.subject ? r->claims.subject : "-");
   tg_relay_reply(r, v.grpc_status, v.message);
 }
 
@@ -299,20 +361,24 @@ static void hold_check(tg_relay *r) {
                    "malformed gRPC message prefix");
     return;
   }
-  if (rv == 1 && msglen > TG_RELAY_HOLD_MAX - TG_GRPC_PREFIX_LEN) {
+  if (rv == 1 && msglen > r->w->cfg->max_message_bytes) {
     tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED,
-                   "first message too large to inspect");
+                   "request message larger than the gateway's limit");
     return;
   }
   if (rv == 1 && len >= TG_GRPC_PREFIX_LEN + (size_t)msglen) {
     uint8_t *p = evbuffer_pullup(r->req_body, TG_GRPC_PREFIX_LEN + msglen);
     if (!p) {
-      tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+      tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "out of memory");
       return;
     }
-    decide(r, p + TG_GRPC_PREFIX_LEN, msglen, compressed, 1);
+    decide(r, p + TG_GRPC_PREFIX_LEN, msglen, compressed, 1,
+           len - TG_GRPC_PREFIX_LEN - msglen);
   } else if (r->req_eof) {
-    decide(r, NULL, 0, 0, 1);
+    if (len > 0)
+      tg_relay_reply(r, TG_GRPC_INVALID_ARGUMENT, "truncated request message");
+    else
+      decide(r, NULL, 0, 0, 1, 0);
   }
 }
 
@@ -333,7 +399,7 @@ int tg_relay_down_headers_done(tg_relay *r, int end_stream) {
     tg_conn_schedule_flush(r->down);
     return 0;
   }
-  decide(r, NULL, 0, 0, 0);
+  decide(r, NULL, 0, 0, 0, 0);
   return 0;
 }
 
@@ -356,10 +422,33 @@ int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
   }
   if (evbuffer_add(r->req_body, data, len) != 0)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (r->req_bytes > r->req_limit) {
+    /* A second message on a unary call: it never reaches the upstream. */
+    tg_info("client %s: more than one request message on a unary call; "
+            "cancelled",
+            r->down->peer);
+    evbuffer_drain(r->req_body, evbuffer_get_length(r->req_body));
+    nghttp2_session_consume(r->down->session, r->down_sid, len);
+    if (r->up_open && r->up) {
+      nghttp2_submit_rst_stream(r->up->session, NGHTTP2_FLAG_NONE, r->up_sid,
+                                NGHTTP2_CANCEL);
+      tg_conn_schedule_flush(r->up);
+    }
+    if (!r->resp_hdrs_sent) {
+      tg_relay_reply(r, TG_GRPC_INVALID_ARGUMENT,
+                     "more than one request message on a unary call");
+    } else {
+      nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE,
+                                r->down_sid, NGHTTP2_PROTOCOL_ERROR);
+      tg_conn_schedule_flush(r->down);
+    }
+    return 0;
+  }
   if (r->state == TG_RS_HOLD) {
-    if (evbuffer_get_length(r->req_body) > TG_RELAY_HOLD_MAX) {
+    if (evbuffer_get_length(r->req_body) >
+        (size_t)r->w->cfg->max_message_bytes + TG_GRPC_PREFIX_LEN) {
       tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED,
-                     "first message too large to inspect");
+                     "request message larger than the gateway's limit");
       return 0;
     }
     /* Credit now: the first message may be larger than the stream window. */
@@ -409,7 +498,7 @@ void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
 
 int tg_relay_forward(tg_relay *r, tg_h2conn *up) {
   nghttp2_nv *nv;
-  ssize_t n = forward_nv(&r->req_hdrs, &nv);
+  ssize_t n = request_nv(r, &nv);
   if (n < 0)
     return -1;
   nghttp2_data_provider prd = {.source.ptr = r, .read_callback = req_read_cb};

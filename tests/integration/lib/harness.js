@@ -195,7 +195,7 @@ function tgateConfig(opts) {
   if (opts.adminPort) lines.push('admin:', `  address: ${q(`127.0.0.1:${opts.adminPort}`)}`);
   lines.push(`workers: ${opts.workers == null ? 2 : opts.workers}`);
   lines.push(`shutdown_grace_period: ${q(opts.grace || '5s')}`);
-  lines.push('authorization:', '  mode: off');
+  if (!/^authorization:/m.test(opts.extraYaml || '')) lines.push('authorization:', '  mode: off');
   lines.push('logging:', `  level: ${opts.logLevel || 'info'}`);
   // opts.extraYaml: more top-level sections, verbatim (e.g. authentication:)
   if (opts.extraYaml) lines.push(opts.extraYaml.replace(/\n$/, ''));

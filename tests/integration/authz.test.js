@@ -1,0 +1,250 @@
+'use strict';
+// Authorization end to end: Temporal's Authorizer decided on what the call really does, and
+// every bypass attempt denied before anything reaches the development frontend.
+// Identities are API keys (tgate apikey new), each with Temporal permissions.
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const zlib = require('node:zlib');
+const proto = require('@temporalio/proto');
+const { startFrontend } = require('../frontend/frontend.js');
+const h = require('./lib/harness.js');
+
+const T = 30_000 * h.SLOW;
+const WS = `/${h.WS}`;
+const wf = proto.temporal.api.workflowservice.v1;
+const cmd = proto.temporal.api.command.v1;
+const enums = proto.temporal.api.enums.v1;
+
+let fe, tg, s;
+const keys = {};
+const cleanups = [];
+
+function newKey(subject, perms) {
+  const out = execFileSync(h.TGATE_BIN, ['apikey', 'new', '--subject', subject,
+    ...perms.flatMap((p) => ['--permission', p])], { encoding: 'utf8' });
+  return { key: /#\s+(tgk_\S+)/.exec(out)[1], entry: out.split('\n').filter((l) => !l.startsWith('#')).join('\n') };
+}
+
+function authzYaml(file, extra = '') {
+  return [
+    'authentication:',
+    '  require: [api_key]',
+    `  api_keys_file: ${JSON.stringify(file)}`,
+    'authorization:',
+    '  mode: enforce',
+    '  disabled_methods: ["WorkflowService/TerminateWorkflowExecution"]',
+    '  rules:',
+    '    - effect: allow',
+    '      methods: ["WorkflowService/StartWorkflowExecution"]',
+    '      namespaces: ["shared"]',
+    '      subjects: ["starter-*"]',
+    '      task_queues: ["public-*"]',
+    '    - effect: deny',
+    '      methods: ["@admin"]',
+    '      namespaces: ["prod-*"]',
+    extra,
+  ].join('\n');
+}
+
+before(async () => {
+  const dir = h.tempDir('tgate-authz-');
+  const spec = {
+    writerA: ['writer-a', ['team-a:write']],
+    readerA: ['reader-a', ['team-a:read']],
+    workerA: ['worker-a', ['team-a:worker']],
+    sysAdmin: ['ops', ['temporal-system:admin']],
+    starter: ['starter-1', []],
+    nobody: ['nobody', []],
+  };
+  const entries = [];
+  for (const [k, [subject, perms]] of Object.entries(spec)) {
+    const made = newKey(subject, perms);
+    keys[k] = made.key;
+    entries.push(made.entry);
+  }
+  const file = path.join(dir, 'keys.yaml');
+  fs.writeFileSync(file, `keys:\n${entries.join('\n')}\n`);
+  keys.file = file;
+  fe = await startFrontend({ host: '127.0.0.1', port: 0, longPollMs: 200 });
+  tg = await h.startTgate({ upstream: fe.port, extraYaml: authzYaml(file) });
+  s = await h.h2connect(tg.port);
+});
+
+after(async () => {
+  await h.closeSessions([s]);
+  for (const c of cleanups.reverse()) await c();
+  if (tg) await tg.stop();
+  if (fe) await fe.close();
+});
+
+let seq = 0;
+/** A raw call; body is the serialized request (Buffer) or {frames: Buffer[]} for custom framing. */
+async function call(method, key, body, { headers = {}, raw = null, session = s } = {}) {
+  const marker = `m-${++seq}`;
+  const hdrs = { 'x-marker': marker, ...headers };
+  if (key) hdrs.authorization = `Bearer ${key}`;
+  const r = raw
+    ? await raw(session, `${WS}/${method}`, h.grpcHeaders(`${WS}/${method}`, hdrs))
+    : await h.unaryCall(session, `${WS}/${method}`, body, hdrs);
+  r.reached = fe.calls.some((c) => c.metadata['x-marker'] === marker);
+  return r;
+}
+
+const enc = (type, obj) => Buffer.from(wf[type].encode(obj).finish());
+const describe = (ns) => enc('DescribeNamespaceRequest', { namespace: ns });
+const start = (ns, tq = 'q', type = 'Wf') => enc('StartWorkflowExecutionRequest', {
+  namespace: ns, workflowId: `w-${++seq}`, workflowType: { name: type }, taskQueue: { name: tq }, requestId: `r-${seq}`,
+});
+
+function assertDenied(r, status = 7, what = '') {
+  assert.equal(r.status, status, `${what}: expected status ${status}, got ${JSON.stringify(r.trailers || r.headers)}`);
+  assert.equal(r.reached, false, `${what}: the call reached the frontend`);
+}
+function assertAllowed(r, what = '') {
+  assert.equal(r.status, 0, `${what}: ${JSON.stringify(r.trailers || r.headers)}`);
+  assert.equal(r.reached, true, `${what}: the frontend did not see the call`);
+}
+
+test('Temporal semantics: write covers read, read does not cover write, other namespaces are denied', { timeout: T }, async () => {
+  assertAllowed(await call('StartWorkflowExecution', keys.writerA, start('team-a')), 'writer starts');
+  assertAllowed(await call('DescribeNamespace', keys.writerA, describe('team-a')), 'writer describes');
+  assertAllowed(await call('DescribeNamespace', keys.readerA, describe('team-a')), 'reader describes');
+  const denied = await call('StartWorkflowExecution', keys.readerA, start('team-a'));
+  assertDenied(denied, 7, 'reader starts');
+  assert.equal(decodeURIComponent(denied.message), 'Request unauthorized.');
+  assertDenied(await call('StartWorkflowExecution', keys.writerA, start('team-b')), 7, 'other namespace');
+  assertDenied(await call('ListNamespaces', keys.writerA, enc('ListNamespacesRequest', {})), 7, 'cluster read');
+  assertAllowed(await call('ListNamespaces', keys.sysAdmin, enc('ListNamespacesRequest', {})), 'system admin');
+  assertAllowed(await call('GetSystemInfo', keys.nobody, enc('GetSystemInfoRequest', {})), 'always allowed');
+  assert.match(tg.log(), /needs write on namespace team-a|holds read/);
+});
+
+test('the worker role (extended): polls and completions, not starts', { timeout: T }, async () => {
+  assertAllowed(await call('PollActivityTaskQueue', keys.workerA,
+    enc('PollActivityTaskQueueRequest', { namespace: 'team-a', taskQueue: { name: 'q' } })), 'worker polls');
+  assertDenied(await call('StartWorkflowExecution', keys.workerA, start('team-a')), 7, 'worker starts');
+});
+
+test('rules: an allow rule grants by subject and task queue; a deny rule and disabled methods win', { timeout: T }, async () => {
+  assertAllowed(await call('StartWorkflowExecution', keys.starter, start('shared', 'public-1')), 'rule allows');
+  assertDenied(await call('StartWorkflowExecution', keys.starter, start('shared', 'private-1')), 7, 'queue outside the rule');
+  assertDenied(await call('StartWorkflowExecution', keys.starter, start('other', 'public-1')), 7, 'namespace outside the rule');
+  assertDenied(await call('TerminateWorkflowExecution', keys.sysAdmin,
+    enc('TerminateWorkflowExecutionRequest', { namespace: 'team-a' })), 7, 'disabled method');
+  assertDenied(await call('UpdateNamespace', keys.sysAdmin, enc('UpdateNamespaceRequest', { namespace: 'prod-eu' })), 7, 'deny rule');
+  assertAllowed(await call('UpdateNamespace', keys.sysAdmin, enc('UpdateNamespaceRequest', { namespace: 'staging' })), 'admin elsewhere');
+});
+
+test('bypass: temporal-namespace header differs from the body', { timeout: T }, async () => {
+  assertDenied(await call('DescribeNamespace', keys.writerA, describe('team-b'),
+    { headers: { 'temporal-namespace': 'team-a' } }), 7, 'header lies');
+  assertAllowed(await call('DescribeNamespace', keys.writerA, describe('team-a'),
+    { headers: { 'temporal-namespace': 'team-a' } }), 'header agrees');
+});
+
+test('bypass: the namespace field duplicated (the last occurrence wins, as in Go)', { timeout: T }, async () => {
+  assertDenied(await call('DescribeNamespace', keys.writerA, Buffer.concat([describe('team-a'), describe('team-b')])),
+    7, 'allowed first, forbidden last');
+  const r = await call('DescribeNamespace', keys.writerA, Buffer.concat([describe('team-b'), describe('team-a')]));
+  assertAllowed(r, 'forbidden first, allowed last');
+  const seen = fe.calls.find((c) => c.metadata['x-marker'] === `m-${seq}`);
+  assert.equal(seen.request.namespace, 'team-a', 'the frontend decoded the same namespace');
+});
+
+test('bypass: a gzip-compressed body naming a forbidden namespace', { timeout: T }, async () => {
+  const gz = (buf) => zlib.gzipSync(buf);
+  const raw = (body) => (session, p, headers) => h.request(session, { ...headers, 'grpc-encoding': 'gzip' }, h.grpcFrame(gz(body), 1));
+  assertDenied(await call('DescribeNamespace', keys.writerA, null, { raw: raw(describe('team-b')) }), 7, 'gzip forbidden');
+  assertAllowed(await call('DescribeNamespace', keys.writerA, null, { raw: raw(describe('team-a')) }), 'gzip allowed');
+  const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024));
+  assertDenied(await call('DescribeNamespace', keys.writerA, null,
+    { raw: (session, p, headers) => h.request(session, { ...headers, 'grpc-encoding': 'gzip' }, h.grpcFrame(bomb, 1)) }),
+  8, 'decompression bomb');
+  const r = await call('DescribeNamespace', keys.writerA, null,
+    { raw: (session, p, headers) => h.request(session, { ...headers, 'grpc-encoding': 'snappy' }, h.grpcFrame(describe('team-a'), 1)) });
+  assertDenied(r, 12, 'unknown encoding');
+  assert.match(decodeURIComponent(r.message), /snappy/);
+});
+
+test('bypass: a message split into 1-byte DATA frames is decided on the whole message', { timeout: T }, async () => {
+  const oneByteAtATime = (body) => (session, p, headers) => new Promise((resolve, reject) => {
+    const frame = h.grpcFrame(body);
+    const req = session.request(headers);
+    const res = { headers: null, trailers: null, chunks: [] };
+    req.on('response', (x) => (res.headers = x));
+    req.on('trailers', (x) => (res.trailers = x));
+    req.on('data', (d) => res.chunks.push(d));
+    req.on('error', () => {});
+    req.on('close', () => {
+      const t = res.trailers || res.headers || {};
+      resolve({ status: t['grpc-status'] == null ? null : Number(t['grpc-status']), message: t['grpc-message'], headers: res.headers, trailers: res.trailers });
+    });
+    (async () => {
+      for (let i = 0; i < frame.length; i++) {
+        if (req.destroyed || req.closed) return;
+        req.write(frame.subarray(i, i + 1));
+        await new Promise((r) => setImmediate(r));
+      }
+      req.end();
+    })().catch(reject);
+  });
+  assertDenied(await call('DescribeNamespace', keys.writerA, null, { raw: oneByteAtATime(describe('team-b')) }), 7, 'split forbidden');
+  assertAllowed(await call('DescribeNamespace', keys.writerA, null, { raw: oneByteAtATime(describe('team-a')) }), 'split allowed');
+});
+
+test('bypass: a second message on a unary call', { timeout: T }, async () => {
+  const two = (session, p, headers) => h.request(session, headers,
+    Buffer.concat([h.grpcFrame(describe('team-a')), h.grpcFrame(describe('team-b'))]));
+  assertDenied(await call('DescribeNamespace', keys.writerA, null, { raw: two }), 3, 'two messages');
+});
+
+test('bypass: a RespondWorkflowTaskCompleted whose command signals another namespace', { timeout: T }, async () => {
+  const complete = (target) => enc('RespondWorkflowTaskCompletedRequest', {
+    namespace: 'team-a', taskToken: Buffer.from('tok'), identity: 'w',
+    commands: [{
+      commandType: enums.CommandType.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION,
+      signalExternalWorkflowExecutionCommandAttributes: { namespace: target, execution: { workflowId: 'x' }, signalName: 's' },
+    }],
+  });
+  assertDenied(await call('RespondWorkflowTaskCompleted', keys.writerA, complete('team-b')), 7, 'signal into team-b');
+  assertAllowed(await call('RespondWorkflowTaskCompleted', keys.writerA, complete('team-a')), 'signal within team-a');
+  assertAllowed(await call('RespondWorkflowTaskCompleted', keys.writerA, complete('')), 'signal, no namespace (own)');
+});
+
+test('bypass: :path variants and unknown methods', { timeout: T }, async () => {
+  const variants = [
+    `/${h.WS}/describenamespace`, `/${h.WS.toUpperCase()}/DescribeNamespace`, `//${h.WS}/DescribeNamespace`,
+    `/${h.WS}//DescribeNamespace`, `/${h.WS}/DescribeNamespace/`, `/${h.WS}/Describe%4Eamespace`,
+    `/${h.WS}/NoSuchMethod`, '/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo',
+  ];
+  for (const p of variants) {
+    const marker = `m-${++seq}`;
+    const r = await h.unaryCall(s, p, describe('team-a'), { authorization: `Bearer ${keys.sysAdmin}`, 'x-marker': marker });
+    assert.equal(r.status, 7, `${p}: ${JSON.stringify(r.trailers || r.headers)}`);
+    assert.equal(fe.calls.some((c) => c.metadata['x-marker'] === marker), false, `${p} reached the frontend`);
+  }
+});
+
+test('bypass: a malformed protobuf is refused with INVALID_ARGUMENT', { timeout: T }, async () => {
+  const bad = [
+    Buffer.from([0x0a, 0x20, 0x61]), // length past the end
+    Buffer.from([0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), // 11-byte varint
+    Buffer.from([0x0b, 0x0c]), // group
+    Buffer.from([0x08, 0x01]), // namespace with the varint wire type
+    Buffer.concat([Buffer.from([0x0a, 0x02]), Buffer.from([0xc3, 0x28])]), // invalid UTF-8
+  ];
+  for (const b of bad) assertDenied(await call('DescribeNamespace', keys.writerA, b), 3, `malformed ${b.toString('hex')}`);
+});
+
+test('shadow mode lets everything through and logs each would-be denial', { timeout: T }, async () => {
+  const yaml = authzYaml(keys.file).replace('mode: enforce', 'mode: shadow');
+  const tg2 = await h.startTgate({ upstream: fe.port, extraYaml: yaml });
+  cleanups.push(() => tg2.stop());
+  const s2 = await h.h2connect(tg2.port);
+  cleanups.push(() => h.closeSessions([s2]));
+  assertAllowed(await call('StartWorkflowExecution', keys.readerA, start('team-a'), { session: s2 }), 'shadow');
+  assert.match(tg2.log(), /shadow mode, would deny: .*StartWorkflowExecution|would deny/);
+});
