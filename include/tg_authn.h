@@ -47,6 +47,10 @@ int tg_authn_is_exempt(const tg_authn *a, const char *path, size_t len);
  * with whatever the rules grant). 0, or TG_CLAIMS_ERR_NOMEM. */
 int tg_authn_peer_claims(const tg_authn *a, SSL *ssl, tg_claims *out);
 
+/* The claims of an (already verified) client certificate; for
+ * tg_authn_peer_claims and `tgate explain`. 0 or TG_CLAIMS_ERR_NOMEM. */
+int tg_authn_cert_claims(const tg_authn *a, X509 *cert, tg_claims *out);
+
 /* Result codes of tg_authn_call. */
 #define TG_AUTHN_OK 0
 #define TG_AUTHN_UNAUTHENTICATED 16

@@ -150,12 +150,7 @@ int tg_authn_is_exempt(const tg_authn *a, const char *path, size_t len) {
   return 0;
 }
 
-int tg_authn_peer_claims(const tg_authn *a, SSL *ssl, tg_claims *out) {
-  if (!ssl)
-    return 0;
-  X509 *cert = SSL_get0_peer_certificate(ssl);
-  if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
-    return 0;
+int tg_authn_cert_claims(const tg_authn *a, X509 *cert, tg_claims *out) {
   out->kinds |= TG_CRED_CLIENT_CERT;
   if (!a->certmap)
     return 0;
@@ -165,6 +160,15 @@ int tg_authn_peer_claims(const tg_authn *a, SSL *ssl, tg_claims *out) {
   int rv = tg_certmap_apply(a->certmap, f, &a->perm, out);
   tg_cert_fields_free(f);
   return rv < 0 ? rv : 0;
+}
+
+int tg_authn_peer_claims(const tg_authn *a, SSL *ssl, tg_claims *out) {
+  if (!ssl)
+    return 0;
+  X509 *cert = SSL_get0_peer_certificate(ssl);
+  if (!cert || SSL_get_verify_result(ssl) != X509_V_OK)
+    return 0;
+  return tg_authn_cert_claims(a, cert, out);
 }
 
 /* Finds the single value of header name; -1 when it occurs more than once. */

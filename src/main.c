@@ -16,6 +16,7 @@
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_config.h"
+#include "tg_explain.h"
 #include "tg_keystore.h"
 #include "tg_log.h"
 #include "tg_tls.h"
@@ -29,6 +30,12 @@ static void usage(FILE *f) {
              "[--expires DATE]\n"
              "                                  make an API key and print its "
              "api_keys_file entry\n"
+             "       tgate explain -c FILE --method M [--namespace N] "
+             "[--task-queue Q]\n"
+             "             [--workflow-type W] [--token T | --api-key K | "
+             "--cert PEM]\n"
+             "                                  show how the policy decides a "
+             "call, step by step\n"
              "       tgate --version\n");
 }
 
@@ -273,6 +280,12 @@ int main(int argc, char **argv) {
   const char *file = NULL;
   if (argc >= 2 && strcmp(argv[1], "apikey") == 0)
     return apikey_cmd(argc - 2, argv + 2);
+  if (argc >= 2 && strcmp(argv[1], "explain") == 0) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int rc = tg_explain_main(argc - 2, argv + 2);
+    curl_global_cleanup();
+    return rc;
+  }
   int check = 0;
   static const struct option opts[] = {
       {"config", required_argument, NULL, 'c'},

@@ -248,3 +248,38 @@ test('shadow mode lets everything through and logs each would-be denial', { time
   assertAllowed(await call('StartWorkflowExecution', keys.readerA, start('team-a'), { session: s2 }), 'shadow');
   assert.match(tg2.log(), /shadow mode, would deny: .*StartWorkflowExecution|would deny/);
 });
+
+test('tgate explain agrees with the live decision', { timeout: T }, async () => {
+  const cases = [
+    ['writerA', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['writerA', 'StartWorkflowExecution', 'team-b', 'q'],
+    ['readerA', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['readerA', 'DescribeNamespace', 'team-a', null],
+    ['workerA', 'PollActivityTaskQueue', 'team-a', 'q'],
+    ['workerA', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['starter', 'StartWorkflowExecution', 'shared', 'public-7'],
+    ['starter', 'StartWorkflowExecution', 'shared', 'private-7'],
+    ['sysAdmin', 'TerminateWorkflowExecution', 'team-a', null],
+    ['sysAdmin', 'UpdateNamespace', 'prod-eu', null],
+    ['nobody', 'GetSystemInfo', '', null],
+  ];
+  const bodies = {
+    StartWorkflowExecution: (ns, tq) => start(ns, tq),
+    DescribeNamespace: (ns) => describe(ns),
+    PollActivityTaskQueue: (ns, tq) => enc('PollActivityTaskQueueRequest', { namespace: ns, taskQueue: { name: tq } }),
+    TerminateWorkflowExecution: (ns) => enc('TerminateWorkflowExecutionRequest', { namespace: ns }),
+    UpdateNamespace: (ns) => enc('UpdateNamespaceRequest', { namespace: ns }),
+    GetSystemInfo: () => enc('GetSystemInfoRequest', {}),
+  };
+  for (const [who, method, ns, tq] of cases) {
+    const live = await call(method, keys[who], bodies[method](ns, tq));
+    const args = ['explain', '-c', tg.configFile, '--method', method, '--api-key', keys[who]];
+    if (ns) args.push('--namespace', ns);
+    if (tq) args.push('--task-queue', tq);
+    const r = require('node:child_process').spawnSync(h.TGATE_BIN, args, { cwd: h.ROOT, encoding: 'utf8' });
+    const explained = r.status === 0 ? 'allow' : r.status === 1 ? 'deny' : `error ${r.status}: ${r.stderr}`;
+    const actual = live.status === 0 ? 'allow' : live.status === 7 ? 'deny' : `status ${live.status}`;
+    assert.equal(explained, actual, `${who} ${method} ${ns}/${tq}:\n${r.stdout}`);
+    assert.match(r.stdout, /^decision: (ALLOW|DENY)/m);
+  }
+});
