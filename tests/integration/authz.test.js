@@ -283,3 +283,26 @@ test('tgate explain agrees with the live decision', { timeout: T }, async () => 
     assert.match(r.stdout, /^decision: (ALLOW|DENY)/m);
   }
 });
+
+test('identity headers: client-sent temporal-principal-* and subject headers are dropped; tgate sets the verified subject', { timeout: T }, async () => {
+  const yaml = authzYaml(keys.file).replace('  mode: enforce', '  mode: enforce\n  subject_header: x-tgate-subject\n  forward_authorization: strip');
+  const tg3 = await h.startTgate({ upstream: fe.port, extraYaml: yaml });
+  cleanups.push(() => tg3.stop());
+  const s3 = await h.h2connect(tg3.port);
+  cleanups.push(() => h.closeSessions([s3]));
+  const r = await call('DescribeNamespace', keys.writerA, describe('team-a'), {
+    session: s3,
+    headers: { 'temporal-principal-name': 'admin', 'x-tgate-subject': 'ops', 'x-keep': 'yes' },
+  });
+  assertAllowed(r, 'described');
+  const seen = fe.calls.find((c) => c.metadata['x-marker'] === `m-${seq}`);
+  assert.equal(seen.metadata['temporal-principal-name'], undefined);
+  assert.equal(seen.metadata['x-tgate-subject'], 'writer-a');
+  assert.equal(seen.metadata.authorization, undefined, 'stripped by forward_authorization: strip');
+  assert.equal(seen.metadata['x-keep'], 'yes');
+  // Without these options the client's authorization header goes upstream unchanged.
+  const r2 = await call('DescribeNamespace', keys.writerA, describe('team-a'));
+  assertAllowed(r2, 'default forwarding');
+  const seen2 = fe.calls.find((c) => c.metadata['x-marker'] === `m-${seq}`);
+  assert.equal(seen2.metadata.authorization, `Bearer ${keys.writerA}`);
+});
