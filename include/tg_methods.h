@@ -27,18 +27,21 @@ typedef struct tg_field_path {
 } tg_field_path;
 
 typedef struct tg_method {
-  const char *path; /* "/temporal.api.workflowservice.v1.WorkflowService/StartWorkflowExecution"
-                     */
-  const char *name; /* "WorkflowService/StartWorkflowExecution" */
+  /* "/temporal.api.workflowservice.v1.WorkflowService/GetSystemInfo" */
+  const char *path;
+  const char *name; /* "WorkflowService/GetSystemInfo" */
   uint8_t scope;    /* TG_SCOPE_* */
-  uint8_t
-      required;   /* role bits needed: 2 read, 4 write, 8 admin (tg_claims.h) */
-  uint8_t worker; /* 1: a call the SDK workers make */
-  uint8_t always_allowed;   /* GetSystemInfo, grpc.health.v1.Health/Check */
-  uint8_t inspect_commands; /* RespondWorkflowTaskCompleted: commands may name
-                               other namespaces */
-  tg_field_path ns;         /* the request's namespace field */
-  tg_field_path task_queue; /* the TaskQueue name, where the request has one */
+  /* Role bits needed: 2 read, 4 write, 8 admin (tg_claims.h). */
+  uint8_t required;
+  uint8_t worker;         /* 1: a call the SDK workers make */
+  uint8_t always_allowed; /* GetSystemInfo, grpc.health.v1.Health/Check */
+  /* RespondWorkflowTaskCompleted: commands may name other namespaces. */
+  uint8_t inspect_commands;
+  tg_field_path ns; /* the request's namespace field */
+  /* The task queue's name, where the request has one: the name inside a
+   * top-level TaskQueue message (the one called task_queue if several), or
+   * else a top-level string field called task_queue. */
+  tg_field_path task_queue;
   tg_field_path workflow_type; /* the WorkflowType name, where it has one */
 } tg_method;
 
@@ -55,8 +58,8 @@ typedef struct tg_command_ns {
   uint32_t attr_field; /* field of the attributes message in Command */
   uint32_t ns_field;   /* namespace field inside it */
 } tg_command_ns;
-extern const uint32_t
-    tg_commands_field; /* in RespondWorkflowTaskCompletedRequest */
+/* The commands field of RespondWorkflowTaskCompletedRequest. */
+extern const uint32_t tg_commands_field;
 extern const tg_command_ns tg_command_namespaces[];
 extern const size_t tg_command_namespaces_len;
 #endif
