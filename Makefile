@@ -47,16 +47,10 @@ $(BUILD)/unit/%: tests/unit/%.c $(LIB_OBJS) tests/unit/tg_test.h
 unit: $(UNIT_BINS)
 	@rc=0; for t in $(UNIT_BINS); do $$t || rc=1; done; exit $$rc
 
-instPLUGIN_SRCS := $(wildcard plugins/*.c)
-PLUGINS := $(PLUGIN_SRCS:plugins/%.c=$(BUILD)/plugins/%.so)
-
-all: $(BUILD)/tgate $(PLUGINS)
-
-$(BUILD)/plugins/%.so: plugins/%.c include/tgate_plugin.h
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fPIC -shared -o $@ $<
-	install -d $(DESTDIR)$(PREFIX)/bin
+install: $(BUILD)/tgate $(PLUGINS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/tgate/plugins
 	install -m 0755 $(BUILD)/tgate $(DESTDIR)$(PREFIX)/bin/tgate
+	install -m 0644 $(PLUGINS) $(DESTDIR)$(PREFIX)/lib/tgate/plugins/
 
 # ASan + UBSan build, used by `make test` (TG_ASAN=1 scripts/test.sh).
 asan:

@@ -67,10 +67,6 @@ static int inflate_stream(int window_bits, const uint8_t *in, size_t inlen,
   zs.next_in = (Bytef *)(uintptr_t)in;
   for (;;) {
     if (produced == cap) {
-      if (cap == limit) {
-        rv = TG_DECOMP_ERR_TOO_BIG;
-        goto fail;
-      }
       cap = cap > limit / 2 ? limit : cap * 2;
       nbuf = realloc(buf, cap);
       if (!nbuf) {
@@ -84,10 +80,15 @@ static int inflate_stream(int window_bits, const uint8_t *in, size_t inlen,
       in_left -= zs.avail_in;
     }
     zs.next_out = buf + produced;
-    zs.avail_out = cap - produced > UINT_MAX ? UINT_MAX : (uInt)(cap - produced);
+    zs.avail_out =
+        cap - produced > UINT_MAX ? UINT_MAX : (uInt)(cap - produced);
     uInt before = zs.avail_out;
     zrv = inflate(&zs, Z_NO_FLUSH);
     produced += before - zs.avail_out;
+    if (produced > max_out) {
+      rv = TG_DECOMP_ERR_TOO_BIG;
+      goto fail;
+    }
     if (zrv == Z_STREAM_END)
       break;
     if (zrv == Z_MEM_ERROR) {
