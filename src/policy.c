@@ -18,6 +18,7 @@
 #define POL_SHOW_MAX 64
 #define POL_LINE_MAX 1024
 #define POL_TRACE_NS_MAX 16
+#define POL_ROLE_MAX 32 /* "admin+write+read+worker+0xf0" fits */
 
 typedef struct pol_globs {
   char **v;
@@ -131,7 +132,8 @@ static const char *pol_show(char *dst, const void *p, size_t len) {
   return dst;
 }
 
-/* Role bits as names, highest first: "write+read", "none". buf >= 32. */
+/* Role bits as names, highest first: "write+read", "none". buf holds
+ * POL_ROLE_MAX. */
 static const char *pol_role(char *buf, uint8_t r) {
   static const struct {
     uint8_t bit;
@@ -238,8 +240,8 @@ int tg_authz_builtin(const tg_method *m, const tg_claims *c, const char *ns,
       return 0;
     }
   }
-  *why = how == POL_WORKER ? "worker role on a worker method"
-                           : "role sufficient";
+  *why =
+      how == POL_WORKER ? "worker role on a worker method" : "role sufficient";
   return 1;
 }
 
@@ -395,8 +397,8 @@ tg_policy *tg_policy_new(const tg_config *cfg, char *err, size_t errlen) {
   }
   qsort(p->index, p->nmethods, sizeof(*p->index), pol_index_cmp);
 
-  p->disabled = pol_methods(p, &cfg->disabled_methods, "disabled_methods",
-                            err, errlen);
+  p->disabled =
+      pol_methods(p, &cfg->disabled_methods, "disabled_methods", err, errlen);
   if (!p->disabled)
     goto fail;
 
@@ -505,11 +507,10 @@ static int pol_rule_match(const pol_rule *r, size_t mi,
 /* Evaluates the rules for one target. Without a trace it stops at the first
  * deny rule and skips allow rules once an allow is known (builtin_ok or an
  * earlier allow rule): the outcome is the same, only cheaper. */
-static void pol_rules(const tg_policy *p, size_t mi,
-                      const tg_authz_request *rq, const void *ns,
-                      size_t nslen, int builtin_ok, const char *label,
-                      int *allow_rule, int *deny_rule, tg_explain_fn trace,
-                      void *arg) {
+static void pol_rules(const tg_policy *p, size_t mi, const tg_authz_request *rq,
+                      const void *ns, size_t nslen, int builtin_ok,
+                      const char *label, int *allow_rule, int *deny_rule,
+                      tg_explain_fn trace, void *arg) {
   char why[POL_LINE_MAX / 2];
   *allow_rule = -1;
   *deny_rule = -1;
@@ -543,7 +544,7 @@ static void pol_rules(const tg_policy *p, size_t mi,
 
 static void pol_trace_claims(const tg_claims *c, tg_explain_fn trace,
                              void *arg) {
-  char line[POL_LINE_MAX], show[POL_SHOW_MAX + 4], role[32];
+  char line[POL_LINE_MAX], show[POL_SHOW_MAX + 4], role[POL_ROLE_MAX];
   size_t n, i;
 
   if (!trace)
@@ -552,11 +553,10 @@ static void pol_trace_claims(const tg_claims *c, tg_explain_fn trace,
     trace(arg, "claims: none");
     return;
   }
-  n = (size_t)snprintf(line, sizeof(line), "claims: subject %s, system %s",
-                       c->subject ? pol_show(show, c->subject,
-                                             strlen(c->subject))
-                                  : "(none)",
-                       pol_role(role, c->system));
+  n = (size_t)snprintf(
+      line, sizeof(line), "claims: subject %s, system %s",
+      c->subject ? pol_show(show, c->subject, strlen(c->subject)) : "(none)",
+      pol_role(role, c->system));
   for (i = 0; i < c->nns && i < POL_TRACE_NS_MAX && n < sizeof(line); i++)
     n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s=%s",
                           i ? ", " : ", namespaces ",
@@ -572,7 +572,8 @@ static void pol_trace_claims(const tg_claims *c, tg_explain_fn trace,
 static void pol_builtin_reason(char *out, size_t outlen, const tg_method *m,
                                const void *ns, size_t nslen, uint8_t held,
                                enum pol_how how) {
-  char show[POL_SHOW_MAX + 4], h[32], need[32], where[POL_SHOW_MAX + 48];
+  char show[POL_SHOW_MAX + 4], h[POL_ROLE_MAX], need[POL_ROLE_MAX],
+      where[POL_SHOW_MAX + 48];
 
   if (m->scope == TG_SCOPE_NAMESPACE && nslen)
     snprintf(where, sizeof(where), "namespace %s", pol_show(show, ns, nslen));
@@ -617,7 +618,7 @@ int tg_policy_decide(const tg_policy *p, const tg_authz_request *rq,
   const tg_method *m = rq->method;
   const void *ns = rq->ns.p;
   size_t nslen = rq->ns.len, mi = 0, i;
-  char reason[sizeof(v->reason)], show[POL_SHOW_MAX + 4], h[32],
+  char reason[sizeof(v->reason)], show[POL_SHOW_MAX + 4], h[POL_ROLE_MAX],
       label[POL_SHOW_MAX + 40];
   uint8_t held;
   enum pol_how how;
