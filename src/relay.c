@@ -1,9 +1,9 @@
 #include "tg_relay.h"
 
 #include <event2/buffer.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
 #include <time.h>
 
 #include "tg_authn.h"
@@ -102,7 +102,8 @@ static int name_is(const nghttp2_nv *nv, const char *name) {
  * configured. Returns the count or -1. */
 static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
   const tg_config *cfg = r->w->cfg;
-  const char *token_header = cfg->authn ? cfg->authn->token_header : "authorization";
+  const char *token_header =
+      cfg->authn ? cfg->authn->token_header : "authorization";
   if (r->claims.subject && cfg->subject_header &&
       tg_hdrs_add(&r->req_hdrs, (const uint8_t *)cfg->subject_header,
                   strlen(cfg->subject_header), (const uint8_t *)"", 0,
@@ -114,7 +115,8 @@ static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
     return -1;
   size_t k = 0;
   for (size_t i = 0; i < (size_t)n; i++) {
-    if (nv[i].namelen >= 19 && memcmp(nv[i].name, "temporal-principal-", 19) == 0)
+    if (nv[i].namelen >= 19 &&
+        memcmp(nv[i].name, "temporal-principal-", 19) == 0)
       continue;
     if (name_is(&nv[i], cfg->subject_header)) {
       /* the placeholder appended above is the last field: it carries the
@@ -317,8 +319,8 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
   switch (res) {
   case TG_AUTHZ_ALLOW:
     if (v.shadow_denied)
-      tg_warn("client %s: %.*s: shadow mode, would deny: %s (subject %s)",
-              peer, (int)plen, call.path, v.reason,
+      tg_warn("client %s: %.*s: shadow mode, would deny: %s (subject %s)", peer,
+              (int)plen, call.path, v.reason,
               r->claims.subject ? r->claims.subject : "-");
     else if (v.reason[0])
       tg_debug("client %s: %.*s: %s", peer, (int)plen, call.path, v.reason);
