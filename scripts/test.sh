@@ -43,7 +43,9 @@ run_unit() { # run_unit BUILD_DIR LABEL
 run_integration() { # run_integration TGATE_BIN LABEL [env...]
   local bin=$1 label=$2; shift 2
   local log; log=$(mktemp)
-  (cd tests && env TGATE_BIN="$bin" "$@" node --test --test-reporter=tap integration/) >"$log" 2>&1
+  # Bounded: a test that hangs fails after 3 minutes, the whole run after 20.
+  (cd tests && env TGATE_BIN="$bin" "$@" timeout -k 10 1200 \
+     node --test --test-timeout=180000 --test-reporter=tap integration/) >"$log" 2>&1
   local rc=$?
   cat "$log"
   local p f

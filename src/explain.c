@@ -20,9 +20,9 @@ typedef struct explain_args {
 
 static int parse_args(int argc, char **argv, explain_args *a) {
   memset(a, 0, sizeof *a);
-  for (int i = 0; i < argc; i++) {
+  for (int i = 0; i + 1 < argc; i += 2) {
     const char *k = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    const char *v = argv[i + 1];
     const char **slot = !strcmp(k, "-c") || !strcmp(k, "--config") ? &a->config
                         : !strcmp(k, "--method")                   ? &a->method
                         : !strcmp(k, "--namespace")                ? &a->ns
@@ -32,11 +32,12 @@ static int parse_args(int argc, char **argv, explain_args *a) {
                         : !strcmp(k, "--api-key")       ? &a->api_key
                         : !strcmp(k, "--cert")          ? &a->cert
                                                         : NULL;
-    if (!slot || !v)
+    if (!slot)
       return -1;
     *slot = v;
-    i++;
   }
+  if (argc % 2)
+    return -1;
   int creds = !!a->token + !!a->api_key + !!a->cert;
   return a->config && a->method && creds <= 1 ? 0 : -1;
 }

@@ -306,3 +306,19 @@ test('identity headers: client-sent temporal-principal-* and subject headers are
   const seen2 = fe.calls.find((c) => c.metadata['x-marker'] === `m-${seq}`);
   assert.equal(seen2.metadata.authorization, `Bearer ${keys.writerA}`);
 });
+
+test('a first message larger than max_message_bytes is refused (8) and reasons can be exposed', { timeout: T }, async () => {
+  const yaml = authzYaml(keys.file).replace('  mode: enforce', '  mode: enforce\n  max_message_bytes: 65536\n  expose_reasons: true');
+  const tg4 = await h.startTgate({ upstream: fe.port, extraYaml: yaml });
+  cleanups.push(() => tg4.stop());
+  const s4 = await h.h2connect(tg4.port);
+  cleanups.push(() => h.closeSessions([s4]));
+  const big = enc('StartWorkflowExecutionRequest', {
+    namespace: 'team-a', workflowId: 'big', workflowType: { name: 'Wf' }, taskQueue: { name: 'q' },
+    input: { payloads: [{ data: Buffer.alloc(100 * 1024, 1) }] },
+  });
+  assertDenied(await call('StartWorkflowExecution', keys.writerA, big, { session: s4 }), 8, 'too large');
+  const r = await call('StartWorkflowExecution', keys.readerA, start('team-a'), { session: s4 });
+  assertDenied(r, 7, 'exposed');
+  assert.match(decodeURIComponent(r.message), /needs write on namespace team-a, holds read/);
+});
