@@ -40,6 +40,9 @@ int tg_hdrs_add_str(tg_hdrs *h, const char *name, const char *value);
  * *len receives its length. The pointer is valid until the next add/clear. */
 const char *tg_hdrs_get(const tg_hdrs *h, const char *name, size_t *len);
 
+/* How many fields are called name (lower case). */
+size_t tg_hdrs_count(const tg_hdrs *h, const char *name);
+
 /* Total bytes of names and values, as HPACK's header list size counts them
  * (each field + 32). */
 size_t tg_hdrs_size(const tg_hdrs *h);

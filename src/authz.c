@@ -184,6 +184,13 @@ tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
     rq.claims = call->claims;
     return judge(a, &rq, v);
   }
+  /* The frontend may read either copy of a repeated header; tgate does not
+   * guess which. */
+  if (tg_hdrs_count(call->headers, "grpc-encoding") > 1 ||
+      tg_hdrs_count(call->headers, "temporal-namespace") > 1)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT,
+                "repeated grpc-encoding or temporal-namespace header",
+                "repeated grpc-encoding or temporal-namespace header");
   size_t elen = 0;
   const char *enc = tg_hdrs_get(call->headers, "grpc-encoding", &elen);
   if (enc && !tg_decompress_supported(enc, elen)) {

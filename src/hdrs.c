@@ -76,6 +76,14 @@ const char *tg_hdrs_get(const tg_hdrs *h, const char *name, size_t *len) {
   return NULL;
 }
 
+size_t tg_hdrs_count(const tg_hdrs *h, const char *name) {
+  size_t nlen = strlen(name), n = 0;
+  for (size_t i = 0; i < h->n; i++)
+    n += h->ents[i].name_len == nlen &&
+         memcmp(h->arena + h->ents[i].name_off, name, nlen) == 0;
+  return n;
+}
+
 size_t tg_hdrs_size(const tg_hdrs *h) {
   return h->arena_len + 32 * h->n;
 }

@@ -322,3 +322,10 @@ test('a first message larger than max_message_bytes is refused (8) and reasons c
   assertDenied(r, 7, 'exposed');
   assert.match(decodeURIComponent(r.message), /needs write on namespace team-a, holds read/);
 });
+
+test('bypass: a repeated temporal-namespace header is refused', { timeout: T }, async () => {
+  // An array value makes Node's http2 send the header field twice.
+  const r = await call('DescribeNamespace', keys.writerA, describe('team-a'),
+    { headers: { 'temporal-namespace': ['team-a', 'team-b'] } });
+  assertDenied(r, 3, 'repeated header');
+});
