@@ -41,6 +41,12 @@ int tg_pb_validate(const uint8_t *buf, size_t len);
 int tg_pb_get_string(const uint8_t *buf, size_t len, const tg_field_path *path,
                      tg_slice *out);
 
+/* Finds the varint (an enum, an integer) at path: the same rules, the leaf
+ * must have the varint wire type. Returns 1 and *out, 0 when absent (*out
+ * 0), or TG_PB_ERR_MALFORMED. */
+int tg_pb_get_varint(const uint8_t *buf, size_t len, const tg_field_path *path,
+                     uint64_t *out);
+
 /* Calls cb for every occurrence, in order, of the length-delimited field
  * `field` at the top level of buf. Stops at a non-zero return of cb and
  * returns it; 0 when all were visited; TG_PB_ERR_MALFORMED. */

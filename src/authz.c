@@ -107,6 +107,30 @@ static tg_authz_result judge(const tg_authz *a, const tg_authz_request *rq,
   return pv.allow ? TG_AUTHZ_ALLOW : policy_deny(a, v, v->reason);
 }
 
+/* A sticky task queue (TaskQueue.kind STICKY) carries a per-worker name;
+ * the queue it belongs to is normal_name, and that is what rules match. A
+ * client cannot choose it for any other kind: normal_name is read only for
+ * STICKY. tq_path is [task_queue field, name field 1]. 0, or -1 malformed. */
+static int sticky_normal_name(const uint8_t *body, size_t blen,
+                              const tg_field_path *tq_path, tg_slice *tq) {
+  enum { TQ_KIND = 2, TQ_NORMAL_NAME = 3, KIND_STICKY = 2 };
+  tg_field_path kp = {.len = 2, .f = {tq_path->f[0], TQ_KIND}};
+  tg_field_path np = {.len = 2, .f = {tq_path->f[0], TQ_NORMAL_NAME}};
+  uint64_t kind = 0;
+  tg_slice normal;
+  int rv = tg_pb_get_varint(body, blen, &kp, &kind);
+  if (rv < 0)
+    return -1;
+  if (rv == 0 || kind != KIND_STICKY)
+    return 0;
+  rv = tg_pb_get_string(body, blen, &np, &normal);
+  if (rv < 0)
+    return -1;
+  if (rv == 1 && normal.len)
+    *tq = normal;
+  return 0;
+}
+
 /* Reads what the policy needs from the (decompressed) first message. */
 static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
                                const tg_method *m, const uint8_t *body,
@@ -141,6 +165,10 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
       return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
                   "malformed task queue field");
     rq.has_task_queue = rv == 1;
+    if (rv == 1 && m->task_queue.len == 2 &&
+        sticky_normal_name(body, blen, &m->task_queue, &rq.task_queue) < 0)
+      return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                  "malformed task queue field");
   }
   if (m->workflow_type.len) {
     rv = tg_pb_get_string(body, blen, &m->workflow_type, &rq.workflow_type);

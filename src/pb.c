@@ -12,6 +12,7 @@ typedef struct field {
   int wt;
   const uint8_t *val;
   size_t vlen;
+  uint64_t u64; /* WT_VARINT: the value */
 } field;
 
 /* Reads a varint at *pos; at most 10 bytes, the 10th only 0 or 1 (as Go's
@@ -49,7 +50,7 @@ static int next_field(const uint8_t *buf, size_t len, size_t *pos, field *f) {
   f->vlen = 0;
   switch (f->wt) {
   case WT_VARINT:
-    return read_varint(buf, len, pos, &n);
+    return read_varint(buf, len, pos, &f->u64);
   case WT_I64:
   case WT_I32:
     n = f->wt == WT_I64 ? 8 : 4;
@@ -167,6 +168,51 @@ int tg_pb_get_string(const uint8_t *buf, size_t len, const tg_field_path *path,
   if (rv != 0) {
     out->p = NULL;
     out->len = 0;
+    return rv;
+  }
+  return found;
+}
+
+/* As find_string, for a varint leaf. */
+static int find_varint(const uint8_t *buf, size_t len,
+                       const tg_field_path *path, unsigned d, uint64_t *out,
+                       int *found) {
+  size_t pos = 0;
+  field f;
+  if (d >= TG_PB_MAX_DEPTH)
+    return TG_PB_ERR_MALFORMED;
+  while (pos < len) {
+    if (next_field(buf, len, &pos, &f) != 0)
+      return TG_PB_ERR_MALFORMED;
+    if (f.num != path->f[d])
+      continue;
+    if (d + 1 < path->len) {
+      if (f.wt != WT_LEN)
+        return TG_PB_ERR_MALFORMED;
+      int rv = find_varint(f.val, f.vlen, path, d + 1, out, found);
+      if (rv != 0)
+        return rv;
+      continue;
+    }
+    if (f.wt != WT_VARINT)
+      return TG_PB_ERR_MALFORMED;
+    *out = f.u64;
+    *found = 1;
+  }
+  return 0;
+}
+
+int tg_pb_get_varint(const uint8_t *buf, size_t len, const tg_field_path *path,
+                     uint64_t *out) {
+  int found = 0;
+  *out = 0;
+  if (path->len == 0)
+    return 0;
+  if (path->len > sizeof path->f / sizeof path->f[0])
+    return TG_PB_ERR_MALFORMED;
+  int rv = find_varint(buf, len, path, 0, out, &found);
+  if (rv != 0) {
+    *out = 0;
     return rv;
   }
   return found;

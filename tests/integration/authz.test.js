@@ -42,6 +42,11 @@ function authzYaml(file, extra = '') {
     '      namespaces: ["shared"]',
     '      subjects: ["starter-*"]',
     '      task_queues: ["public-*"]',
+    '    - effect: allow',
+    '      methods: ["WorkflowService/PollWorkflowTaskQueue"]',
+    '      namespaces: ["shared"]',
+    '      subjects: ["starter-*"]',
+    '      task_queues: ["public-*"]',
     '    - effect: deny',
     '      methods: ["@admin"]',
     '      namespaces: ["prod-*"]',
@@ -328,4 +333,18 @@ test('bypass: a repeated temporal-namespace header is refused', { timeout: T }, 
   const r = await call('DescribeNamespace', keys.writerA, describe('team-a'),
     { headers: { 'temporal-namespace': ['team-a', 'team-b'] } });
   assertDenied(r, 3, 'repeated header');
+});
+
+test('sticky polls are matched on their normal queue; normal_name counts only for sticky queues', { timeout: T }, async () => {
+  const kinds = enums.TaskQueueKind;
+  const poll = (name, kind, normalName) => enc('PollWorkflowTaskQueueRequest', {
+    namespace: 'shared', identity: 'w', taskQueue: { name, kind, normalName },
+  });
+  assertAllowed(await call('PollWorkflowTaskQueue', keys.starter, poll('public-1', kinds.TASK_QUEUE_KIND_NORMAL)), 'normal queue in the rule');
+  assertAllowed(await call('PollWorkflowTaskQueue', keys.starter,
+    poll('123@host-abc', kinds.TASK_QUEUE_KIND_STICKY, 'public-1')), 'sticky queue of a permitted queue');
+  assertDenied(await call('PollWorkflowTaskQueue', keys.starter,
+    poll('private-1', kinds.TASK_QUEUE_KIND_NORMAL, 'public-1')), 7, 'normal_name on a normal queue is ignored');
+  assertDenied(await call('PollWorkflowTaskQueue', keys.starter,
+    poll('123@host-abc', kinds.TASK_QUEUE_KIND_STICKY, 'private-1')), 7, 'sticky queue of a forbidden queue');
 });

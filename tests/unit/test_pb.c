@@ -412,7 +412,28 @@ TG_TEST(deep_nesting_is_bounded) {
   free(three.b);
 }
 
+TG_TEST(varint_leaf) {
+  /* TaskQueue at field 2: {name "q" (1), kind 2 (2), normal_name "n" (3)},
+   * then a second occurrence setting kind 1: merged, the last kind wins. */
+  const uint8_t buf[] = {0x12, 0x08, 0x0a, 0x01, 'q',  0x10, 0x02,
+                         0x1a, 0x01, 'n',  0x12, 0x02, 0x10, 0x01};
+  tg_field_path kind = {.len = 2, .f = {2, 2}};
+  uint64_t v = 99;
+  TG_CHECK(tg_pb_get_varint(buf, 10, &kind, &v) == 1 && v == 2);
+  TG_CHECK(tg_pb_get_varint(buf, sizeof buf, &kind, &v) == 1 && v == 1);
+  tg_field_path absent = {.len = 2, .f = {2, 4}};
+  TG_CHECK(tg_pb_get_varint(buf, sizeof buf, &absent, &v) == 0 && v == 0);
+  tg_field_path wrong = {.len = 2, .f = {2, 1}}; /* a string, not a varint */
+  TG_CHECK(tg_pb_get_varint(buf, sizeof buf, &wrong, &v) ==
+           TG_PB_ERR_MALFORMED);
+  const uint8_t overlong[] = {0x12, 0x0c, 0x10, 0xff, 0xff, 0xff, 0xff,
+                              0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+  TG_CHECK(tg_pb_get_varint(overlong, sizeof overlong, &kind, &v) ==
+           TG_PB_ERR_MALFORMED);
+}
+
 int main(void) {
+  TG_RUN(varint_leaf);
   TG_RUN(string_at_field_1);
   TG_RUN(respond_workflow_task_completed_namespace_at_field_9);
   TG_RUN(duplicated_leaf_last_wins);
