@@ -198,6 +198,20 @@ int tg_config_parse_duration(const char *s, uint64_t *ms);
  * Returns 0 or -1 with *err_desc set to a static reason. Pure. */
 int tg_config_parse_addr(const char *s, tg_addr *out, const char **err_desc);
 
+/* Environment overrides, for containers, applied after the file:
+ *   TGATE_LISTEN_ADDRESS, TGATE_ADMIN_ADDRESS, TGATE_UPSTREAM_ADDRESSES
+ *   (comma-separated), TGATE_WORKERS, TGATE_LOG_LEVEL; and the variables
+ *   Temporal's server image reads for JWT authorization:
+ *   TEMPORAL_JWT_KEY_SOURCE1..64 (replace authentication.jwt.key_sources),
+ *   TEMPORAL_JWT_PERMISSIONS_CLAIM, TEMPORAL_JWT_KEY_REFRESH (creating the
+ *   authentication.jwt section with its defaults when the file has none).
+ * get returns a variable's value or NULL (getenv, or a table in tests).
+ * Returns 0, or TG_CONFIG_ERR_INVALID / _NOMEM with one line per problem
+ * ("environment NAME: message") in *errors (caller frees). cfg may be
+ * partly updated on failure; callers then stop. */
+int tg_config_apply_env(tg_config *cfg, const char *(*get)(const char *name),
+                        char **errors);
+
 /* NULL-safe. */
 void tg_config_free(tg_config *cfg);
 

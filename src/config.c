@@ -793,6 +793,14 @@ static int cfg_strlist_set(cfg_parser *p, tg_strlist *l,
   return 0;
 }
 
+static void cfg_jwt_defaults(tg_jwt_cfg *j) {
+  j->refresh_interval_ms = 60 * 1000;
+  j->leeway_ms = 60 * 1000;
+  j->require_exp = 1;
+  j->max_token_bytes = 16384;
+  j->cache_size = 10000;
+}
+
 static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
   enum {
     J_SOURCES,
@@ -827,11 +835,7 @@ static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
     return;
   }
   p->cfg->authn->jwt = j;
-  j->refresh_interval_ms = 60 * 1000;
-  j->leeway_ms = 60 * 1000;
-  j->require_exp = 1;
-  j->max_token_bytes = 16384;
-  j->cache_size = 10000;
+  cfg_jwt_defaults(j);
 
   if (f[J_SOURCES].val) {
     cfg_get_strlist(p, "authentication.jwt.key_sources", f[J_SOURCES].val, 0, 0,
@@ -1875,6 +1879,214 @@ void tg_apikeys_file_free(tg_apikeys_file *f) {
   }
   free(f->v);
   free(f);
+}
+
+/* ---- environment overrides ---- */
+
+static int env_error(cfg_buf *eb, const char *name, const char *msg) {
+  cfg_buf_append(eb, "environment %s: %s\n", name, msg);
+  return -1;
+}
+
+/* Replaces l with the comma-separated items of v (empty items skipped). */
+static int env_list(tg_strlist *l, const char *v) {
+  cfg_strlist_free(l);
+  size_t n = 1;
+  for (const char *c = v; *c; c++)
+    n += *c == ',';
+  l->v = calloc(n, sizeof *l->v);
+  if (!l->v)
+    return -1;
+  const char *start = v;
+  for (const char *c = v;; c++) {
+    if (*c != ',' && *c)
+      continue;
+    const char *a = start, *b = c;
+    while (a < b && (*a == ' ' || *a == '\t'))
+      a++;
+    while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+      b--;
+    if (b > a && !(l->v[l->n++] = strndup(a, (size_t)(b - a))))
+      return -1;
+    if (!*c)
+      break;
+    start = c + 1;
+  }
+  return 0;
+}
+
+/* authentication.jwt, created with its defaults when the file has none. */
+static tg_jwt_cfg *env_jwt(tg_config *cfg) {
+  if (!cfg->authn) {
+    tg_authn_cfg *a = calloc(1, sizeof *a);
+    if (!a)
+      return NULL;
+    cfg->authn = a;
+    if (env_list(&a->exempt_methods,
+                 "/temporal.api.workflowservice.v1.WorkflowService/"
+                 "GetSystemInfo,/grpc.health.v1.Health/Check") != 0 ||
+        env_list(&a->system_namespaces, "temporal-system") != 0 ||
+        !(a->token_header = strdup("authorization")))
+      return NULL;
+  }
+  if (!cfg->authn->jwt) {
+    tg_jwt_cfg *j = calloc(1, sizeof *j);
+    if (!j)
+      return NULL;
+    cfg->authn->jwt = j;
+    cfg_jwt_defaults(j);
+    if (!(j->permissions_claim = strdup("permissions")) ||
+        !(j->subject_claim = strdup("sub")))
+      return NULL;
+  }
+  return cfg->authn->jwt;
+}
+
+int tg_config_apply_env(tg_config *cfg, const char *(*get)(const char *name),
+                        char **errors) {
+  cfg_buf eb = {0};
+  const char *v;
+  const char *why;
+  int rc = 0, nomem = 0;
+  char name[64];
+  uint64_t ms;
+
+  if (errors)
+    *errors = NULL;
+  if ((v = get("TGATE_LISTEN_ADDRESS"))) {
+    tg_addr a = {0};
+    if (tg_config_parse_addr(v, &a, &why) != 0) {
+      rc = env_error(&eb, "TGATE_LISTEN_ADDRESS", why);
+    } else {
+      free(cfg->listen_address.host);
+      cfg->listen_address = a;
+    }
+  }
+  if ((v = get("TGATE_ADMIN_ADDRESS"))) {
+    tg_addr a = {0};
+    if (tg_config_parse_addr(v, &a, &why) != 0) {
+      rc = env_error(&eb, "TGATE_ADMIN_ADDRESS", why);
+    } else {
+      if (!cfg->admin_address && !(cfg->admin_address = calloc(1, sizeof a))) {
+        free(a.host);
+        nomem = 1;
+      } else {
+        free(cfg->admin_address->host);
+        *cfg->admin_address = a;
+      }
+    }
+  }
+  if ((v = get("TGATE_UPSTREAM_ADDRESSES"))) {
+    tg_strlist l = {0};
+    if (env_list(&l, v) != 0) {
+      nomem = 1;
+    } else if (l.n == 0) {
+      rc = env_error(&eb, "TGATE_UPSTREAM_ADDRESSES", "no address");
+    } else {
+      tg_addr *addrs = calloc(l.n, sizeof *addrs);
+      size_t i;
+      for (i = 0; addrs && i < l.n; i++)
+        if (tg_config_parse_addr(l.v[i], &addrs[i], &why) != 0)
+          break;
+      if (!addrs) {
+        nomem = 1;
+      } else if (i < l.n) {
+        rc = env_error(&eb, "TGATE_UPSTREAM_ADDRESSES", why);
+        for (size_t k = 0; k < i; k++)
+          free(addrs[k].host);
+        free(addrs);
+      } else {
+        for (size_t k = 0; k < cfg->upstream_naddresses; k++)
+          free(cfg->upstream_addresses[k].host);
+        free(cfg->upstream_addresses);
+        cfg->upstream_addresses = addrs;
+        cfg->upstream_naddresses = l.n;
+      }
+    }
+    cfg_strlist_free(&l);
+  }
+  if ((v = get("TGATE_WORKERS"))) {
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!*v || *end || n > 256)
+      rc = env_error(&eb, "TGATE_WORKERS", "must be an integer from 0 to 256");
+    else
+      cfg->workers = (uint32_t)n;
+  }
+  if ((v = get("TGATE_LOG_LEVEL"))) {
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    size_t i;
+    for (i = 0; i < 4 && strcmp(v, levels[i]) != 0; i++)
+      ;
+    if (i == 4)
+      rc = env_error(&eb, "TGATE_LOG_LEVEL",
+                     "must be error, warn, info or debug");
+    else
+      cfg->log_level = (tg_log_level)i;
+  }
+  /* The variables Temporal's server image reads for its JWT ClaimMapper, so
+   * that authorization can move from the server to tgate unchanged. */
+  tg_strlist sources = {0};
+  for (int i = 1; i <= 64; i++) {
+    snprintf(name, sizeof name, "TEMPORAL_JWT_KEY_SOURCE%d", i);
+    if (!(v = get(name)) || !*v)
+      continue;
+    char **nv = realloc(sources.v, (sources.n + 1) * sizeof *nv);
+    if (!nv || !(nv[sources.n] = strdup(v))) {
+      if (nv)
+        sources.v = nv;
+      nomem = 1;
+      break;
+    }
+    sources.v = nv;
+    sources.n++;
+  }
+  const char *claim = get("TEMPORAL_JWT_PERMISSIONS_CLAIM");
+  const char *refresh = get("TEMPORAL_JWT_KEY_REFRESH");
+  if (!nomem && (sources.n || (claim && *claim) || (refresh && *refresh))) {
+    tg_jwt_cfg *j = env_jwt(cfg);
+    if (!j) {
+      nomem = 1;
+    } else {
+      if (sources.n) {
+        cfg_strlist_free(&j->key_sources);
+        j->key_sources = sources;
+        sources.v = NULL;
+        sources.n = 0;
+      }
+      if (claim && *claim) {
+        char *c = strdup(claim);
+        if (!c) {
+          nomem = 1;
+        } else {
+          free(j->permissions_claim);
+          j->permissions_claim = c;
+        }
+      }
+      if (refresh && *refresh) {
+        if (tg_config_parse_duration(refresh, &ms) != 0 || ms < 1000)
+          rc = env_error(&eb, "TEMPORAL_JWT_KEY_REFRESH",
+                         "must be a duration of at least 1s, e.g. 1m");
+        else
+          j->refresh_interval_ms = ms;
+      }
+      if (j->key_sources.n == 0)
+        rc = env_error(&eb, "TEMPORAL_JWT_KEY_SOURCE1",
+                       "JWT settings given but no key source");
+    }
+  }
+  cfg_strlist_free(&sources);
+  if (nomem) {
+    cfg_buf_append(&eb, "environment: out of memory\n");
+    rc = TG_CONFIG_ERR_NOMEM;
+  } else if (rc != 0) {
+    rc = TG_CONFIG_ERR_INVALID;
+  }
+  if (errors && eb.data)
+    *errors = eb.data;
+  else
+    free(eb.data);
+  return rc;
 }
 
 int tg_config_parse_duration(const char *s, uint64_t *ms) {

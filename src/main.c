@@ -276,6 +276,10 @@ end:
   return rc;
 }
 
+static const char *env_get(const char *name) {
+  return getenv(name);
+}
+
 int main(int argc, char **argv) {
   const char *file = NULL;
   if (argc >= 2 && strcmp(argv[1], "apikey") == 0)
@@ -330,6 +334,14 @@ int main(int argc, char **argv) {
     return 1;
   }
   free(errors);
+  errors = NULL;
+  if (tg_config_apply_env(cfg, env_get, &errors) != 0) {
+    fputs(errors ? errors : "tgate: environment overrides are invalid\n",
+          stderr);
+    free(errors);
+    tg_config_free(cfg);
+    return 1;
+  }
   if (check) {
     SSL_CTX *s, *c;
     int rv = build_tls(cfg, &s, &c);

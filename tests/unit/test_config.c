@@ -1010,7 +1010,89 @@ TG_TEST(test_authentication_errors) {
                TG_CONFIG_ERR_INVALID, 1, "t.yaml:3:27:", "client_ca_file");
 }
 
+static const char *const *env_table;
+static const char *env_lookup(const char *name) {
+  for (size_t i = 0; env_table[i]; i += 2)
+    if (strcmp(env_table[i], name) == 0)
+      return env_table[i + 1];
+  return NULL;
+}
+
+TG_TEST(test_env_overrides) {
+  static const char *const env[] = {"TGATE_LISTEN_ADDRESS",
+                                    "[::]:7000",
+                                    "TGATE_UPSTREAM_ADDRESSES",
+                                    "fe-1:7233, fe-2:7233,,",
+                                    "TGATE_ADMIN_ADDRESS",
+                                    "0.0.0.0:9000",
+                                    "TGATE_WORKERS",
+                                    "4",
+                                    "TGATE_LOG_LEVEL",
+                                    "warn",
+                                    "TEMPORAL_JWT_KEY_SOURCE1",
+                                    "https://idp.test/jwks",
+                                    "TEMPORAL_JWT_KEY_SOURCE3",
+                                    "file:/etc/jwks.json",
+                                    "TEMPORAL_JWT_PERMISSIONS_CLAIM",
+                                    "roles",
+                                    "TEMPORAL_JWT_KEY_REFRESH",
+                                    "2m",
+                                    NULL};
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+  if (!cfg)
+    return;
+  env_table = env;
+  TG_CHECK(tg_config_apply_env(cfg, env_lookup, &errors) == 0);
+  TG_CHECK(errors == NULL);
+  TG_CHECK(str_eq(cfg->listen_address.host, "::") &&
+           cfg->listen_address.port == 7000);
+  TG_CHECK(cfg->upstream_naddresses == 2 &&
+           str_eq(cfg->upstream_addresses[1].host, "fe-2"));
+  TG_CHECK(cfg->admin_address && cfg->admin_address->port == 9000);
+  TG_CHECK(cfg->workers == 4 && cfg->log_level == TG_LOG_WARN);
+  TG_CHECK(cfg->authn && cfg->authn->jwt);
+  if (cfg->authn && cfg->authn->jwt) {
+    const tg_jwt_cfg *j = cfg->authn->jwt;
+    TG_CHECK(j->key_sources.n == 2 &&
+             str_eq(j->key_sources.v[1], "file:/etc/jwks.json"));
+    TG_CHECK(str_eq(j->permissions_claim, "roles"));
+    TG_CHECK(j->refresh_interval_ms == 120000 && j->require_exp == 1);
+    TG_CHECK(cfg->authn->exempt_methods.n == 2);
+    TG_CHECK(str_eq(cfg->authn->token_header, "authorization"));
+  }
+  tg_config_free(cfg);
+}
+
+TG_TEST(test_env_errors) {
+  static const char *const env[] = {"TGATE_WORKERS",
+                                    "many",
+                                    "TGATE_UPSTREAM_ADDRESSES",
+                                    "nohost",
+                                    "TEMPORAL_JWT_KEY_REFRESH",
+                                    "soon",
+                                    NULL};
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+  if (!cfg)
+    return;
+  env_table = env;
+  TG_CHECK(tg_config_apply_env(cfg, env_lookup, &errors) ==
+           TG_CONFIG_ERR_INVALID);
+  TG_CHECK_STR_CONTAINS(errors,
+                        "environment TGATE_WORKERS: must be an integer");
+  TG_CHECK_STR_CONTAINS(errors, "environment TGATE_UPSTREAM_ADDRESSES:");
+  TG_CHECK_STR_CONTAINS(errors, "environment TEMPORAL_JWT_KEY_REFRESH:");
+  TG_CHECK(cfg->upstream_naddresses == 1);
+  free(errors);
+  tg_config_free(cfg);
+}
+
 int main(void) {
+  TG_RUN(test_env_overrides);
+  TG_RUN(test_env_errors);
   TG_RUN(test_authentication_full);
   TG_RUN(test_authentication_defaults);
   TG_RUN(test_authentication_errors);
