@@ -1,6 +1,8 @@
 #include "tg_tls.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -13,6 +15,9 @@ static void tls_err(char *err, size_t errlen, const char *what,
   if (e)
     ERR_error_string_n(e, ossl, sizeof(ossl));
   ERR_clear_error();
+  /* OpenSSL says only "system lib" for a file it cannot open. */
+  if (file && access(file, R_OK) != 0)
+    snprintf(ossl, sizeof(ossl), "%s", strerror(errno));
   snprintf(err, errlen, "%s%s%s%s%s", what, file ? " " : "", file ? file : "",
            *ossl ? ": " : "", ossl);
 }
