@@ -55,6 +55,7 @@ typedef struct tg_verdict {
   const char *message; /* for DENY: what the client is told */
   char reason[256];    /* what the log says (allow or deny) */
   int shadow_denied;   /* ALLOW only because the mode is shadow */
+  char ns[128];        /* the namespace read from the request, for logs */
 } tg_verdict;
 
 typedef struct tg_authz tg_authz;

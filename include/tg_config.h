@@ -176,6 +176,10 @@ typedef struct tg_config {
   char *subject_header;       /* add the verified subject upstream; NULL: no */
   tg_fwd_authorization forward_authorization; /* forward (default) | strip */
 
+  /* logging.access_log: "stdout", a file path, or NULL ("off", the
+   * default): one JSON line per call */
+  char *access_log;
+
   /* logging: (optional section) */
   tg_log_level
       log_level; /* logging.level: error|warn|info|debug, default info */

@@ -69,6 +69,18 @@ struct tg_h2conn {
   char peer[300];         /* "ip:port" or "host:port" for logs */
 };
 
+/* What tgate decided about a call (the access log's "decision"). */
+enum {
+  TG_DECISION_NONE = 0, /* not decided: the client left first */
+  TG_DECISION_ALLOWED,
+  TG_DECISION_SHADOW_DENIED,
+  TG_DECISION_DENIED,
+  TG_DECISION_UNAUTHENTICATED,
+  TG_DECISION_INVALID,
+  TG_DECISION_UNAVAILABLE,
+  TG_DECISION_LOCAL,
+};
+
 typedef enum tg_relay_state {
   TG_RS_HEADERS,    /* request headers arriving */
   TG_RS_HOLD,       /* waiting for the first message before deciding */
@@ -90,6 +102,15 @@ struct tg_relay {
 
   tg_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
   tg_claims claims; /* who the caller is (empty without authentication) */
+
+  /* for the access log */
+  uint64_t t_start_ns; /* monotonic, when the request headers began */
+  int decision;        /* TG_DECISION_* */
+  int local_status;    /* grpc-status tgate answered with, or -1 */
+  uint32_t rst_code;   /* the client's stream ended with this reset code */
+  char reason[160];
+  char ns[128];
+  char peer[64];
   struct evbuffer *req_body, *resp_body;
   size_t
       req_preconsumed; /* request bytes already credited back to the client */

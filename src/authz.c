@@ -147,6 +147,8 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
   if (m->ns.len && tg_pb_get_string(body, blen, &m->ns, &rq.ns) < 0)
     return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
                 "malformed namespace field");
+  snprintf(v->ns, sizeof v->ns, "%.*s", (int)rq.ns.len,
+           rq.ns.len ? (const char *)rq.ns.p : "");
   size_t hlen = 0;
   const char *hns = tg_hdrs_get(call->headers, "temporal-namespace", &hlen);
   if (hns && m->ns.len &&
@@ -199,6 +201,7 @@ tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
   const tg_config *cfg = a->cfg;
   v->shadow_denied = 0;
   v->reason[0] = '\0';
+  v->ns[0] = '\0';
   if (cfg->authz_mode == TG_AUTHZ_OFF)
     return TG_AUTHZ_ALLOW;
 

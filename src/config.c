@@ -1175,8 +1175,8 @@ void tg_authn_cfg_free(tg_authn_cfg *a) {
 }
 
 static void cfg_logging(cfg_parser *p, yaml_node_t *n) {
-  enum { G_LEVEL, G_N };
-  cfg_field f[G_N] = {{.name = "level"}};
+  enum { G_LEVEL, G_ACCESS, G_N };
+  cfg_field f[G_N] = {{.name = "level"}, {.name = "access_log"}};
   static const struct {
     const char *name;
     tg_log_level level;
@@ -1189,6 +1189,14 @@ static void cfg_logging(cfg_parser *p, yaml_node_t *n) {
   if (!cfg_expect_mapping(p, "logging", n))
     return;
   cfg_collect(p, n, "logging", f, G_N);
+  if (f[G_ACCESS].val) {
+    cfg_get_string(p, "logging.access_log", f[G_ACCESS].val,
+                   &p->cfg->access_log);
+    if (p->cfg->access_log && strcmp(p->cfg->access_log, "off") == 0) {
+      free(p->cfg->access_log);
+      p->cfg->access_log = NULL;
+    }
+  }
   yaml_node_t *v = f[G_LEVEL].val;
   if (!v || !cfg_expect_scalar(p, "logging.level", v, "a string"))
     return;
@@ -2163,5 +2171,6 @@ void tg_config_free(tg_config *cfg) {
   }
   free(cfg->authz_rules);
   free(cfg->subject_header);
+  free(cfg->access_log);
   free(cfg);
 }

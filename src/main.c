@@ -11,6 +11,7 @@
 
 #include <curl/curl.h>
 
+#include "tg_accesslog.h"
 #include "tg_admin.h"
 #include "tg_apikeys.h"
 #include "tg_authn.h"
@@ -123,6 +124,14 @@ static int apikey_cmd(int argc, char **argv) {
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg) {
   tg_app *app = arg;
+  if (sig == SIGUSR1) {
+    char err[256];
+    if (tg_accesslog_reopen(err, sizeof err) != 0)
+      tg_err("SIGUSR1: %s", err);
+    else
+      tg_info("SIGUSR1: log files reopened");
+    return;
+  }
   if (sig == SIGHUP) {
     tg_warn("SIGHUP: configuration reload is not supported yet; ignored");
     return;
@@ -158,7 +167,7 @@ static int run(const tg_config *cfg) {
   memset(&app, 0, sizeof(app));
   app.cfg = cfg;
   tg_admin *admin = NULL;
-  struct event *sigs[3] = {0};
+  struct event *sigs[4] = {0};
   char err[512], a1[300], a2[300];
 
   if (build_tls(cfg, &app.server_ctx, &app.client_ctx) != 0)
@@ -180,6 +189,10 @@ static int run(const tg_config *cfg) {
       tg_err("%s", err);
       goto end;
     }
+  }
+  if (tg_accesslog_open(cfg->access_log, err, sizeof err) != 0) {
+    tg_err("logging.access_log: %s", err);
+    goto end;
   }
   app.authz = tg_authz_new(cfg, err, sizeof err);
   if (!app.authz) {
@@ -225,8 +238,8 @@ static int run(const tg_config *cfg) {
       goto end;
     }
   }
-  const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
-  for (int i = 0; i < 3; i++) {
+  const int signums[4] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1};
+  for (int i = 0; i < 4; i++) {
     sigs[i] = evsignal_new(app.base, signums[i], signal_cb, &app);
     if (!sigs[i] || event_add(sigs[i], NULL) != 0)
       goto end;
@@ -260,9 +273,10 @@ end:
     tg_worker_join_free(app.workers[i]);
   tg_info("stopped");
   tg_admin_free(admin);
-  for (int i = 0; i < 3; i++)
+  for (int i = 0; i < 4; i++)
     if (sigs[i])
       event_free(sigs[i]);
+  tg_accesslog_close();
   if (app.worker_exit_ev)
     event_free(app.worker_exit_ev);
   free(app.workers);

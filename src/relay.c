@@ -1,11 +1,13 @@
 #include "tg_relay.h"
 
 #include <event2/buffer.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "tg_accesslog.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_conn.h"
@@ -38,11 +40,83 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   tg_hdrs_init(&r->resp_trailers);
   tg_claims_init(&r->claims);
   r->req_limit = SIZE_MAX;
+  r->local_status = -1;
+  snprintf(r->peer, sizeof r->peer, "%.63s", down->peer);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  r->t_start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   LIST_INSERT_HEAD(&down->relays, r, down_link);
   return r;
 }
 
+/* The call's final grpc-status: what tgate answered, or the upstream's
+ * trailers (or trailers-only headers); -1 when there is none. */
+static int final_status(const tg_relay *r) {
+  if (r->local_status >= 0)
+    return r->local_status;
+  size_t len;
+  const char *v = tg_hdrs_get(&r->resp_trailers, "grpc-status", &len);
+  if (!v)
+    v = tg_hdrs_get(&r->resp_hdrs, "grpc-status", &len);
+  if (!v || len == 0 || len > 3)
+    return -1;
+  int n = 0;
+  for (size_t i = 0; i < len; i++) {
+    if (v[i] < '0' || v[i] > '9')
+      return -1;
+    n = n * 10 + (v[i] - '0');
+  }
+  return n;
+}
+
+static void access_log(const tg_relay *r) {
+  static const char *const decisions[] = {
+      "none",    "allowed",     "shadow_denied", "denied", "unauthenticated",
+      "invalid", "unavailable", "local"};
+  static const char *const kinds[] = {"client_cert", "jwt", "api_key",
+                                      "plugin"};
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  struct tm tm;
+  gmtime_r(&wall.tv_sec, &tm);
+  char when[40];
+  size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(when + n, sizeof when - n, ".%03ldZ", wall.tv_nsec / 1000000);
+  size_t plen = 0;
+  const char *path = tg_hdrs_get(&r->req_hdrs, ":path", &plen);
+  json_t *creds = json_array();
+  for (unsigned i = 0; i < 4; i++)
+    if (r->claims.kinds & (1u << i))
+      json_array_append_new(creds, json_string(kinds[i]));
+  int status = final_status(r);
+  json_t *o = json_pack(
+      "{s:s, s:s, s:s?, s:o, s:s%, s:s, s:s, s:s, s:o, s:f, s:I, s:I}", "time",
+      when, "peer", r->peer, "subject", r->claims.subject, "credentials", creds,
+      "method", path ? path : "", plen, "namespace", r->ns, "decision",
+      decisions[r->decision < 8 ? r->decision : 0], "reason", r->reason,
+      "grpc_status", status >= 0 ? json_integer(status) : json_null(),
+      "duration_ms", (double)(now - r->t_start_ns) / 1e6, "bytes_in",
+      (json_int_t)r->req_bytes, "bytes_out", (json_int_t)r->resp_bytes);
+  if (!o)
+    return;
+  if (r->rst_code)
+    json_object_set_new(o, "reset", json_integer(r->rst_code));
+  char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  if (line) {
+    size_t len = strlen(line);
+    line[len] = '\n'; /* json_dumps' NUL becomes the newline */
+    tg_accesslog_write(line, len + 1);
+    free(line);
+  }
+  json_decref(o);
+}
+
 static void relay_free(tg_relay *r) {
+  if (tg_accesslog_enabled())
+    access_log(r);
   if (r->pend_timer)
     event_free(r->pend_timer);
   evbuffer_free(r->req_body);
@@ -209,6 +283,8 @@ static size_t req_uncredited(const tg_relay *r) {
 
 void tg_relay_reply(tg_relay *r, int grpc_status, const char *msg) {
   tg_h2conn *d = r->down;
+  if (r->local_status < 0 && !r->resp_hdrs_sent)
+    r->local_status = grpc_status;
   if (r->pending)
     tg_uppool_unqueue(r->w->pool, r);
   r->state = TG_RS_LOCAL;
@@ -290,6 +366,9 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
   tg_info("client %s: %.*s: %s: %s", d->peer, (int)plen, path,
           rv == TG_AUTHN_UNAVAILABLE ? "unavailable" : "unauthenticated",
           reason);
+  r->decision = rv == TG_AUTHN_UNAVAILABLE ? TG_DECISION_UNAVAILABLE
+                                           : TG_DECISION_UNAUTHENTICATED;
+  snprintf(r->reason, sizeof r->reason, "%.159s", reason);
   tg_relay_reply(r, rv, reason);
   return -1;
 }
@@ -324,6 +403,10 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
               r->claims.subject ? r->claims.subject : "-");
     else if (v.reason[0])
       tg_debug("client %s: %.*s: %s", peer, (int)plen, call.path, v.reason);
+    r->decision =
+        v.shadow_denied ? TG_DECISION_SHADOW_DENIED : TG_DECISION_ALLOWED;
+    snprintf(r->reason, sizeof r->reason, "%.159s", v.reason);
+    snprintf(r->ns, sizeof r->ns, "%.127s", v.ns);
     /* A unary call carries one message: nothing past it may follow. */
     r->req_limit = have_msg && msg ? TG_GRPC_PREFIX_LEN + msglen : SIZE_MAX;
     r->state = TG_RS_PENDING;
@@ -344,6 +427,13 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
   tg_info("client %s: %.*s: status %d: %s (subject %s)", peer, (int)plen,
           call.path, v.grpc_status, v.reason,
           r->claims.subject ? r->claims.subject : "-");
+  r->decision = v.grpc_status == TG_GRPC_PERMISSION_DENIED ? TG_DECISION_DENIED
+                : v.grpc_status == TG_GRPC_INVALID_ARGUMENT
+                    ? TG_DECISION_INVALID
+                : v.grpc_status == TG_GRPC_UNAVAILABLE ? TG_DECISION_UNAVAILABLE
+                                                       : TG_DECISION_LOCAL;
+  snprintf(r->reason, sizeof r->reason, "%.159s", v.reason);
+  snprintf(r->ns, sizeof r->ns, "%.127s", v.ns);
   tg_relay_reply(r, v.grpc_status, v.message);
 }
 
@@ -476,6 +566,7 @@ void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
   tg_h2conn *d = r->down;
   if (!r->down_open)
     return;
+  r->rst_code = error_code;
   r->down_open = 0;
   LIST_REMOVE(r, down_link);
   if (d && d->session) {

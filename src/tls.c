@@ -2,11 +2,11 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <unistd.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static void tls_err(char *err, size_t errlen, const char *what,
                     const char *file) {

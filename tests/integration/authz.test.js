@@ -348,3 +348,39 @@ test('sticky polls are matched on their normal queue; normal_name counts only fo
   assertDenied(await call('PollWorkflowTaskQueue', keys.starter,
     poll('123@host-abc', kinds.TASK_QUEUE_KIND_STICKY, 'private-1')), 7, 'sticky queue of a forbidden queue');
 });
+
+test('access log: one JSON line per call with subject, decision, status and sizes; reopened on SIGUSR1', { timeout: T }, async () => {
+  const dir = h.tempDir('tgate-access-');
+  const file = path.join(dir, 'access.jsonl');
+  const tg5 = await h.startTgate({ upstream: fe.port, extraYaml: authzYaml(keys.file), accessLog: file });
+  cleanups.push(() => tg5.stop());
+  const s5 = await h.h2connect(tg5.port);
+  cleanups.push(() => h.closeSessions([s5]));
+  assertAllowed(await call('StartWorkflowExecution', keys.writerA, start('team-a'), { session: s5 }), 'allowed');
+  assertDenied(await call('StartWorkflowExecution', keys.readerA, start('team-a'), { session: s5 }), 7, 'denied');
+  const unauth = await call('DescribeNamespace', 'tgk_not-a-key', describe('team-a'), { session: s5 });
+  assert.equal(unauth.status, 16);
+  const lines = () => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []);
+  await h.waitFor(() => lines().length >= 3, 5000, 'three access log lines');
+  const [ok, denied, un] = lines();
+  assert.equal(ok.decision, 'allowed');
+  assert.equal(ok.subject, 'writer-a');
+  assert.deepEqual(ok.credentials, ['api_key']);
+  assert.equal(ok.method, `${WS}/StartWorkflowExecution`);
+  assert.equal(ok.namespace, 'team-a');
+  assert.equal(ok.grpc_status, 0);
+  assert.ok(ok.bytes_in > 0 && ok.bytes_out > 0 && ok.duration_ms >= 0);
+  assert.equal(denied.decision, 'denied');
+  assert.equal(denied.grpc_status, 7);
+  assert.match(denied.reason, /needs write on namespace team-a/);
+  assert.equal(un.decision, 'unauthenticated');
+  assert.equal(un.grpc_status, 16);
+  assert.equal(un.reason, 'unknown API key');
+  // Rotation: move the file away, SIGUSR1, and the next line goes to a new file.
+  fs.renameSync(file, `${file}.1`);
+  tg5.proc.kill('SIGUSR1');
+  await h.waitFor(() => /log files reopened/.test(tg5.log()), 5000, 'the reopen');
+  assertAllowed(await call('DescribeNamespace', keys.writerA, describe('team-a'), { session: s5 }), 'after rotation');
+  await h.waitFor(() => lines().length === 1, 5000, 'a line in the new file');
+  assert.equal(lines()[0].method, `${WS}/DescribeNamespace`);
+});

@@ -197,6 +197,7 @@ function tgateConfig(opts) {
   lines.push(`shutdown_grace_period: ${q(opts.grace || '5s')}`);
   if (!/^authorization:/m.test(opts.extraYaml || '')) lines.push('authorization:', '  mode: off');
   lines.push('logging:', `  level: ${opts.logLevel || 'info'}`);
+  if (opts.accessLog) lines.push(`  access_log: ${q(opts.accessLog)}`);
   // opts.extraYaml: more top-level sections, verbatim (e.g. authentication:)
   if (opts.extraYaml) lines.push(opts.extraYaml.replace(/\n$/, ''));
   return lines.join('\n') + '\n';
