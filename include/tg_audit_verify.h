@@ -80,8 +80,9 @@ int tg_audit_verify_buf(const char *buf, size_t len, tg_audit_verify_state *st,
 int tg_audit_parse_entry(const char *line, size_t len, uint64_t *seq,
                          char prev_hex[65], const char **err_desc);
 
-/* Lowercase hex SHA-256 of len bytes into hex (64 digits + NUL). */
-void tg_audit_sha256_hex(const char *buf, size_t len, char hex[65]);
+/* Lowercase hex SHA-256 of len bytes into hex (64 digits + NUL). 0, or -1
+ * when OpenSSL fails (out of memory). */
+int tg_audit_sha256_hex(const char *buf, size_t len, char hex[65]);
 
 /* `tgate audit verify FILE...` (argv[0] is "verify"; "-" reads stdin):
  * verifies the files in the order given as one chain (oldest first) and

@@ -17,21 +17,23 @@ static void to_hex(const unsigned char d[32], char hex[65]) {
   hex[64] = '\0';
 }
 
-static void sha256(const char *buf, size_t len, unsigned char d[32]) {
-  if (EVP_Digest(buf, len, d, NULL, EVP_sha256(), NULL) != 1)
-    memset(d, 0xff, 32); /* matches no prev, so the chain reports it */
+static int sha256(const char *buf, size_t len, unsigned char d[32]) {
+  return EVP_Digest(buf, len, d, NULL, EVP_sha256(), NULL) == 1 ? 0 : -1;
 }
 
-void tg_audit_sha256_hex(const char *buf, size_t len, char hex[65]) {
+int tg_audit_sha256_hex(const char *buf, size_t len, char hex[65]) {
   unsigned char d[32];
-  sha256(buf, len, d);
+  if (sha256(buf, len, d) != 0)
+    return -1;
   to_hex(d, hex);
+  return 0;
 }
 
 static int is_lower_hex64(const char *s) {
   size_t i = 0;
   for (; s[i]; i++)
-    if (i >= 64 || !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+    if (i >= 64 ||
+        !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
       return 0;
   return i == 64;
 }
@@ -87,9 +89,11 @@ void tg_audit_verify_init(tg_audit_verify_state *st) {
 }
 
 /* Writes "entry N (line L of NAME): " and the message into report; -1. */
-__attribute__((format(printf, 4, 5))) static int
-bad(const tg_audit_verify_state *st, char *report, size_t reportlen,
-    const char *fmt, ...) {
+static int bad(const tg_audit_verify_state *st, char *report, size_t reportlen,
+               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int bad(const tg_audit_verify_state *st, char *report, size_t reportlen,
+               const char *fmt, ...) {
+  va_list ap;
   if (!report || reportlen == 0)
     return -1;
   int n = snprintf(report, reportlen, "entry %llu (line %llu of %s): ",
@@ -97,7 +101,6 @@ bad(const tg_audit_verify_state *st, char *report, size_t reportlen,
                    (unsigned long long)st->line, st->name ? st->name : "input");
   if (n < 0 || (size_t)n >= reportlen)
     return -1;
-  va_list ap;
   va_start(ap, fmt);
   vsnprintf(report + n, reportlen - (size_t)n, fmt, ap);
   va_end(ap);
@@ -152,7 +155,10 @@ int tg_audit_verify_line(tg_audit_verify_state *st, const char *line,
                  "altered, or the entry before it was altered (prev does not "
                  "match)");
   }
-  sha256(line, len, st->head);
+  unsigned char d[32];
+  if (sha256(line, len, d) != 0)
+    return bad(st, report, reportlen, "cannot compute SHA-256 (out of memory)");
+  memcpy(st->head, d, sizeof d);
   st->last_seq = seq;
   st->entries++;
   return 0;
@@ -175,8 +181,8 @@ int tg_audit_verify_buf(const char *buf, size_t len, tg_audit_verify_state *st,
   while (off < len) {
     const char *nl = memchr(buf + off, '\n', len - off);
     size_t n = nl ? (size_t)(nl - (buf + off)) : len - off;
-    if (tg_audit_verify_line(st, buf + off, n, nl != NULL, report,
-                             reportlen) != 0)
+    if (tg_audit_verify_line(st, buf + off, n, nl != NULL, report, reportlen) !=
+        0)
       return -1;
     off += n + 1;
   }
