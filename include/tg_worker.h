@@ -36,6 +36,18 @@ struct tg_app {
       *worker_exit_ev; /* activated by a worker when it leaves its loop */
 };
 
+/* Counters a worker updates and the admin thread reads for /metrics
+ * (relaxed atomics: each is exact on its own, the set is not a snapshot). */
+#define TG_STATUS_BUCKETS 18 /* grpc-status 0..16, and 17: none (reset) */
+typedef struct tg_worker_stats {
+  atomic_uint_least64_t calls[8]; /* by TG_DECISION_* */
+  atomic_uint_least64_t status[TG_STATUS_BUCKETS];
+  atomic_uint_least64_t bytes_in, bytes_out;
+  atomic_uint_least64_t conns_accepted, upstream_connect_failures;
+  atomic_uint_least64_t token_cache_hits, token_cache_misses;
+  atomic_int conns_open, streams_open;
+} tg_worker_stats;
+
 struct tg_worker {
   int id;
   tg_app *app;
@@ -47,6 +59,7 @@ struct tg_worker {
   tg_authn_local *authn; /* this worker's token cache; NULL without authn */
   struct tg_conn_list downconns;
   uint32_t ndown;
+  tg_worker_stats stats;
   struct event *shutdown_ev, *force_ev, *grace_ev;
   int shutting_down;
   pthread_t thread;

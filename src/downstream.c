@@ -276,6 +276,8 @@ int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa, int salen) {
     goto fail;
   LIST_INSERT_HEAD(&w->downconns, c, link);
   w->ndown++;
+  atomic_fetch_add_explicit(&w->stats.conns_open, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&w->stats.conns_accepted, 1, memory_order_relaxed);
   tg_conn_attach_bev(c, bev);
   struct timeval tv = {TG_HANDSHAKE_TIMEOUT_S, 0};
   bufferevent_set_timeouts(bev, &tv, NULL);

@@ -46,6 +46,7 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   clock_gettime(CLOCK_MONOTONIC, &ts);
   r->t_start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
   LIST_INSERT_HEAD(&down->relays, r, down_link);
+  atomic_fetch_add_explicit(&r->w->stats.streams_open, 1, memory_order_relaxed);
   return r;
 }
 
@@ -114,7 +115,22 @@ static void access_log(const tg_relay *r) {
   json_decref(o);
 }
 
+static void count_call(const tg_relay *r) {
+  tg_worker_stats *st = &r->w->stats;
+  int status = final_status(r);
+  atomic_fetch_add_explicit(&st->calls[r->decision < 8 ? r->decision : 0], 1,
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(
+      &st->status[status >= 0 && status <= 16 ? status : TG_STATUS_BUCKETS - 1],
+      1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->bytes_in, r->req_bytes, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->bytes_out, r->resp_bytes,
+                            memory_order_relaxed);
+  atomic_fetch_sub_explicit(&st->streams_open, 1, memory_order_relaxed);
+}
+
 static void relay_free(tg_relay *r) {
+  count_call(r);
   if (tg_accesslog_enabled())
     access_log(r);
   if (r->pend_timer)

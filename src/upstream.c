@@ -416,6 +416,8 @@ void tg_up_teardown(tg_h2conn *c, const char *why) {
   if (was_connecting) {
     t->nconnecting--;
     t->failures++;
+    atomic_fetch_add_explicit(&p->w->stats.upstream_connect_failures, 1,
+                              memory_order_relaxed);
     uint64_t delay = backoff_ms(t->failures);
     t->backoff_until_ms = now_ms() + delay;
     /* A frontend that stays away is reported on the first failure and every

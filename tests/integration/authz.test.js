@@ -384,3 +384,26 @@ test('access log: one JSON line per call with subject, decision, status and size
   await h.waitFor(() => lines().length === 1, 5000, 'a line in the new file');
   assert.equal(lines()[0].method, `${WS}/DescribeNamespace`);
 });
+
+test('/metrics: Prometheus counters move as calls are made', { timeout: T }, async () => {
+  const metric = async (re) => {
+    const r = await h.httpGet(tg.adminPort, '/metrics');
+    assert.equal(r.status, 200);
+    const m = re.exec(r.body);
+    assert.ok(m, `no ${re} in:\n${r.body}`);
+    return Number(m[1]);
+  };
+  const allowed0 = await metric(/^tgate_calls_total\{decision="allowed"\} (\d+)$/m);
+  const denied0 = await metric(/^tgate_calls_total\{decision="denied"\} (\d+)$/m);
+  const status7 = await metric(/^tgate_calls_by_status_total\{grpc_status="7"\} (\d+)$/m);
+  assertAllowed(await call('DescribeNamespace', keys.writerA, describe('team-a')), 'allowed');
+  assertAllowed(await call('DescribeNamespace', keys.writerA, describe('team-a')), 'allowed');
+  assertDenied(await call('DescribeNamespace', keys.writerA, describe('team-b')), 7, 'denied');
+  await h.waitFor(async () => (await metric(/^tgate_calls_total\{decision="allowed"\} (\d+)$/m)) >= allowed0 + 2,
+    5000, 'allowed calls counted');
+  assert.equal(await metric(/^tgate_calls_total\{decision="denied"\} (\d+)$/m), denied0 + 1);
+  assert.equal(await metric(/^tgate_calls_by_status_total\{grpc_status="7"\} (\d+)$/m), status7 + 1);
+  assert.ok((await metric(/^tgate_connections_open (\d+)$/m)) >= 1);
+  assert.ok((await metric(/^tgate_upstream_connections_ready (\d+)$/m)) >= 1);
+  assert.ok((await metric(/^tgate_request_bytes_total (\d+)$/m)) > 0);
+});
