@@ -180,6 +180,12 @@ typedef struct tg_config {
    * default): one JSON line per call */
   char *access_log;
 
+  /* audit: (optional section) */
+  char *audit_file;         /* audit.file; NULL: no audit log */
+  int audit_include_allows; /* audit.include_allows, default false */
+  int audit_fail_closed;    /* audit.on_write_failure: fail_closed (1, default)
+                               | fail_open (0) */
+
   /* logging: (optional section) */
   tg_log_level
       log_level; /* logging.level: error|warn|info|debug, default info */

@@ -25,6 +25,7 @@ struct tg_app {
   tg_keystore *keystore;   /* JWT keys; NULL without authentication.jwt */
   tg_authn *authn;         /* NULL without an authentication section */
   struct tg_authz *authz;  /* always set; in mode off it allows all */
+  struct tg_audit *audit;  /* NULL without audit.file */
   struct event_base *base; /* main thread: signals, admin */
   tg_worker **workers;
   uint32_t nworkers;

@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include "tg_audit.h"
 #include "tg_keystore.h"
 #include "tg_worker.h"
 
@@ -195,6 +196,12 @@ static void handle(struct evhttp_request *req, void *arg) {
             "not ready: no JWT verification key has been loaded yet");
       return;
     }
+  }
+  if (a->app->audit && a->app->cfg->audit_fail_closed &&
+      !tg_audit_healthy(a->app->audit)) {
+    reply(req, 503, "Service Unavailable",
+          "not ready: the audit log cannot be written (fail_closed)");
+    return;
   }
   int up = atomic_load(&a->app->upstream_ready);
   if (up <= 0) {

@@ -1364,6 +1364,40 @@ static void cfg_authorization(cfg_parser *p, yaml_node_t *n) {
               cfg->authz_mode == TG_AUTHZ_ENFORCE ? "enforce" : "shadow");
 }
 
+static void cfg_audit(cfg_parser *p, yaml_node_t *n) {
+  enum { U_FILE, U_ALLOWS, U_FAIL, U_N };
+  cfg_field f[U_N] = {{.name = "file"},
+                      {.name = "include_allows"},
+                      {.name = "on_write_failure"}};
+  char q[CFG_QUOTE_BUF];
+  if (!cfg_expect_mapping(p, "audit", n))
+    return;
+  cfg_collect(p, n, "audit", f, U_N);
+  if (f[U_FILE].val)
+    cfg_get_string(p, "audit.file", f[U_FILE].val, &p->cfg->audit_file);
+  else
+    cfg_missing(p, n, "audit", "file", "");
+  if (p->cfg->audit_file && strcmp(p->cfg->audit_file, "off") == 0) {
+    free(p->cfg->audit_file);
+    p->cfg->audit_file = NULL;
+  }
+  if (f[U_ALLOWS].val)
+    cfg_get_bool(p, "audit.include_allows", f[U_ALLOWS].val,
+                 &p->cfg->audit_include_allows);
+  yaml_node_t *v = f[U_FAIL].val;
+  if (v && cfg_expect_scalar(p, "audit.on_write_failure", v, "a string")) {
+    if (cfg_scalar_is(v, "fail_closed"))
+      p->cfg->audit_fail_closed = 1;
+    else if (cfg_scalar_is(v, "fail_open"))
+      p->cfg->audit_fail_closed = 0;
+    else
+      cfg_error(p, v,
+                "'audit.on_write_failure' must be fail_closed or fail_open, "
+                "not '%s'",
+                cfg_quote_node(v, q));
+  }
+}
+
 static void cfg_root(cfg_parser *p, yaml_node_t *root) {
   enum {
     R_LISTEN,
@@ -1374,6 +1408,7 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     R_AUTHN,
     R_AUTHZ,
     R_LOGGING,
+    R_AUDIT,
     R_N
   };
   cfg_field f[R_N] = {{.name = "listen"},
@@ -1383,7 +1418,8 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
                       {.name = "shutdown_grace_period"},
                       {.name = "authentication"},
                       {.name = "authorization"},
-                      {.name = "logging"}};
+                      {.name = "logging"},
+                      {.name = "audit"}};
   uint64_t v;
 
   if (root->type != YAML_MAPPING_NODE) {
@@ -1416,6 +1452,8 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     cfg_authorization(p, f[R_AUTHZ].val);
   if (f[R_LOGGING].val)
     cfg_logging(p, f[R_LOGGING].val);
+  if (f[R_AUDIT].val)
+    cfg_audit(p, f[R_AUDIT].val);
 }
 
 /* Reports why libyaml failed; returns the TG_CONFIG_ERR_* code. */
@@ -1625,6 +1663,7 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   p.cfg->authz_mode = TG_AUTHZ_OFF;
   p.cfg->worker_role_extended = 1;
   p.cfg->max_message_bytes = 4 * 1024 * 1024;
+  p.cfg->audit_fail_closed = 1;
   p.cfg->log_level = TG_LOG_INFO;
 
   rc = cfg_run(&p, buf, len, cfg_root,
@@ -2172,5 +2211,6 @@ void tg_config_free(tg_config *cfg) {
   free(cfg->authz_rules);
   free(cfg->subject_header);
   free(cfg->access_log);
+  free(cfg->audit_file);
   free(cfg);
 }

@@ -14,6 +14,8 @@
 #include "tg_accesslog.h"
 #include "tg_admin.h"
 #include "tg_apikeys.h"
+#include "tg_audit.h"
+#include "tg_audit_verify.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_config.h"
@@ -37,6 +39,8 @@ static void usage(FILE *f) {
              "--cert PEM]\n"
              "                                  show how the policy decides a "
              "call, step by step\n"
+             "       tgate audit verify FILE...      check an audit log's hash "
+             "chain\n"
              "       tgate --version\n");
 }
 
@@ -126,6 +130,15 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg) {
   tg_app *app = arg;
   if (sig == SIGUSR1) {
     char err[256];
+    if (app->audit) {
+      uint64_t seq;
+      char head[65];
+      tg_audit_head(app->audit, &seq, head);
+      tg_info("audit chain head before rotation: entry %llu, %s",
+              (unsigned long long)seq, head);
+      if (tg_audit_reopen(app->audit, err, sizeof err) != 0)
+        tg_err("SIGUSR1: audit: %s", err);
+    }
     if (tg_accesslog_reopen(err, sizeof err) != 0)
       tg_err("SIGUSR1: %s", err);
     else
@@ -189,6 +202,20 @@ static int run(const tg_config *cfg) {
       tg_err("%s", err);
       goto end;
     }
+  }
+  if (cfg->audit_file) {
+    app.audit =
+        tg_audit_open(cfg->audit_file, cfg->audit_fail_closed, err, sizeof err);
+    if (!app.audit) {
+      tg_err("audit.file: %s", err);
+      goto end;
+    }
+    if (err[0])
+      tg_warn("audit.file: %s", err);
+    char fields[256];
+    snprintf(fields, sizeof fields, "{\"version\":\"%s\",\"pid\":%ld}",
+             TG_VERSION, (long)getpid());
+    tg_audit_log(app.audit, "start", fields);
   }
   if (tg_accesslog_open(cfg->access_log, err, sizeof err) != 0) {
     tg_err("logging.access_log: %s", err);
@@ -280,6 +307,14 @@ end:
   if (app.worker_exit_ev)
     event_free(app.worker_exit_ev);
   free(app.workers);
+  if (app.audit) {
+    uint64_t seq;
+    char head[65];
+    tg_audit_log(app.audit, "stop", "{}");
+    tg_audit_head(app.audit, &seq, head);
+    tg_info("audit chain head: entry %llu, %s", (unsigned long long)seq, head);
+    tg_audit_close(app.audit); /* drains: no entry is lost */
+  }
   tg_authz_free(app.authz);
   tg_authn_free(app.authn);
   tg_keystore_free(app.keystore);
@@ -298,6 +333,8 @@ int main(int argc, char **argv) {
   const char *file = NULL;
   if (argc >= 2 && strcmp(argv[1], "apikey") == 0)
     return apikey_cmd(argc - 2, argv + 2);
+  if (argc >= 2 && strcmp(argv[1], "audit") == 0)
+    return tg_audit_verify_main(argc - 2, argv + 2); /* "verify FILE..." */
   if (argc >= 2 && strcmp(argv[1], "explain") == 0) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     int rc = tg_explain_main(argc - 2, argv + 2);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "tg_accesslog.h"
+#include "tg_audit.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_conn.h"
@@ -389,6 +390,28 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
   return -1;
 }
 
+/* Records a decision in the audit log. Returns the log's answer (negative:
+ * refused, which in fail_closed mode must stop an allowed call). */
+static int audit(const tg_relay *r, const char *event, const char *path,
+                 size_t plen, int status, const char *reason, const char *ns) {
+  tg_audit *a = r->w->app->audit;
+  if (!a)
+    return 0;
+  json_t *o =
+      json_pack("{s:s?, s:s%, s:s, s:s, s:i, s:s}", "subject",
+                r->claims.subject, "method", path, plen, "namespace", ns,
+                "peer", r->peer, "grpc_status", status, "reason", reason);
+  if (!o)
+    return TG_AUDIT_REFUSED;
+  char *fields = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(o);
+  if (!fields)
+    return TG_AUDIT_REFUSED;
+  int rv = tg_audit_log(a, event, fields);
+  free(fields);
+  return rv;
+}
+
 /* Asks the authorizer; acts on ALLOW and DENY. extra: request bytes
  * already received after the first message. */
 static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
@@ -423,6 +446,17 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
         v.shadow_denied ? TG_DECISION_SHADOW_DENIED : TG_DECISION_ALLOWED;
     snprintf(r->reason, sizeof r->reason, "%.159s", v.reason);
     snprintf(r->ns, sizeof r->ns, "%.127s", v.ns);
+    if ((v.shadow_denied || r->w->cfg->audit_include_allows) &&
+        audit(r, v.shadow_denied ? "shadow_deny" : "allow", call.path, plen, 0,
+              v.reason, v.ns) < 0 &&
+        r->w->cfg->audit_fail_closed) {
+      tg_err("client %s: %.*s: the audit log refused the entry; call refused "
+             "(audit.on_write_failure: fail_closed)",
+             peer, (int)plen, call.path);
+      r->decision = TG_DECISION_UNAVAILABLE;
+      tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "audit log unavailable");
+      return;
+    }
     /* A unary call carries one message: nothing past it may follow. */
     r->req_limit = have_msg && msg ? TG_GRPC_PREFIX_LEN + msglen : SIZE_MAX;
     r->state = TG_RS_PENDING;
@@ -450,6 +484,7 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
                                                        : TG_DECISION_LOCAL;
   snprintf(r->reason, sizeof r->reason, "%.159s", v.reason);
   snprintf(r->ns, sizeof r->ns, "%.127s", v.ns);
+  audit(r, "deny", call.path, plen, v.grpc_status, v.reason, v.ns);
   tg_relay_reply(r, v.grpc_status, v.message);
 }
 

@@ -407,3 +407,40 @@ test('/metrics: Prometheus counters move as calls are made', { timeout: T }, asy
   assert.ok((await metric(/^tgate_upstream_connections_ready (\d+)$/m)) >= 1);
   assert.ok((await metric(/^tgate_request_bytes_total (\d+)$/m)) > 0);
 });
+
+test('audit log: denials are chained; tgate audit verify passes it and names each kind of tampering', { timeout: T }, async () => {
+  const dir = h.tempDir('tgate-audit-');
+  const file = path.join(dir, 'audit.jsonl');
+  const yaml = `${authzYaml(keys.file)}\naudit:\n  file: ${JSON.stringify(file)}\n  include_allows: false\n`;
+  const tg6 = await h.startTgate({ upstream: fe.port, extraYaml: yaml });
+  const s6 = await h.h2connect(tg6.port);
+  assertAllowed(await call('DescribeNamespace', keys.writerA, describe('team-a'), { session: s6 }), 'allowed');
+  for (const ns of ['team-b', 'team-c', 'team-d']) {
+    assertDenied(await call('DescribeNamespace', keys.writerA, describe(ns), { session: s6 }), 7, `denied ${ns}`);
+  }
+  await h.closeSessions([s6]);
+  await tg6.stop(); // a clean shutdown writes every entry
+  const text = fs.readFileSync(file, 'utf8');
+  const entries = text.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(entries.map((e) => e.event), ['start', 'deny', 'deny', 'deny', 'stop']);
+  assert.deepEqual(entries.filter((e) => e.event === 'deny').map((e) => e.namespace), ['team-b', 'team-c', 'team-d']);
+  assert.equal(entries[1].subject, 'writer-a');
+  const verify = (content) => {
+    const f = path.join(dir, `v-${Math.random().toString(16).slice(2)}.jsonl`);
+    fs.writeFileSync(f, content);
+    return require('node:child_process').spawnSync(h.TGATE_BIN, ['audit', 'verify', f], { encoding: 'utf8' });
+  };
+  const ok = verify(text);
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /ok: 5 entries/);
+  const lines = text.trim().split('\n');
+  const altered = [...lines];
+  altered[2] = altered[2].replace('team-c', 'team-x');
+  const removed = lines.filter((_, i) => i !== 2);
+  const swapped = [lines[0], lines[2], lines[1], lines[3], lines[4]];
+  for (const [what, content] of [['altered', altered], ['removed', removed], ['reordered', swapped]]) {
+    const r = verify(`${content.join('\n')}\n`);
+    assert.equal(r.status, 1, `${what}: ${r.stdout}${r.stderr}`);
+    assert.match(r.stdout + r.stderr, /entry \d/, `${what} names the entry`);
+  }
+});
