@@ -898,6 +898,37 @@ static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
     p->nomem = 1;
 }
 
+/* A sequence whose items are read by each() into a new array of elem_size
+ * elements (*out, *count). what names the items for the message. An empty
+ * sequence leaves *out NULL. */
+static void
+cfg_sequence(cfg_parser *p, yaml_node_t *n, const char *name, const char *what,
+             size_t elem_size, void **out, size_t *count,
+             void (*each)(cfg_parser *, yaml_node_t *, size_t, void *)) {
+  if (n->type != YAML_SEQUENCE_NODE) {
+    cfg_error(p, n, "'%s' must be a sequence of %s, not %s", name, what,
+              cfg_kind(n));
+    return;
+  }
+  size_t c =
+      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+  if (c == 0)
+    return;
+  char *arr = calloc(c, elem_size);
+  if (!arr) {
+    p->nomem = 1;
+    return;
+  }
+  *out = arr;
+  *count = c;
+  for (size_t i = 0; i < c; i++) {
+    yaml_node_t *item =
+        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
+    if (item)
+      each(p, item, i, arr + i * elem_size);
+  }
+}
+
 static void cfg_cert_rule(cfg_parser *p, yaml_node_t *n, size_t idx,
                           tg_cert_rule_cfg *r) {
   static const char *const names[TG_CERT_MATCH_FIELDS] = {
@@ -948,73 +979,44 @@ static void cfg_cert_rule(cfg_parser *p, yaml_node_t *n, size_t idx,
   }
 }
 
+static void cfg_cert_rule_item(cfg_parser *p, yaml_node_t *n, size_t i,
+                               void *elem) {
+  cfg_cert_rule(p, n, i, elem);
+}
+
 static void cfg_client_certs(cfg_parser *p, yaml_node_t *n) {
   tg_authn_cfg *a = p->cfg->authn;
-  if (n->type != YAML_SEQUENCE_NODE) {
-    cfg_error(p, n,
-              "'authentication.client_certs' must be a sequence of rules, "
-              "not %s",
-              cfg_kind(n));
+  cfg_sequence(p, n, "authentication.client_certs", "rules",
+               sizeof *a->cert_rules, (void **)&a->cert_rules, &a->ncert_rules,
+               cfg_cert_rule_item);
+}
+
+static void cfg_plugin(cfg_parser *p, yaml_node_t *item, size_t i, void *elem) {
+  tg_plugin_cfg *pl = elem;
+  char path[64], name[96];
+  enum { P_PATH, P_CONFIG, P_N };
+  cfg_field f[P_N] = {{.name = "path"}, {.name = "config"}};
+  snprintf(path, sizeof path, "authentication.plugins[%zu]", i);
+  if (!cfg_expect_mapping(p, path, item))
     return;
+  cfg_collect(p, item, path, f, P_N);
+  if (f[P_PATH].val) {
+    snprintf(name, sizeof name, "%s.path", path);
+    cfg_get_string(p, name, f[P_PATH].val, &pl->path);
+  } else {
+    cfg_missing(p, item, path, "path", "");
   }
-  size_t count =
-      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-  if (count == 0)
-    return;
-  a->cert_rules = calloc(count, sizeof *a->cert_rules);
-  if (!a->cert_rules) {
-    p->nomem = 1;
-    return;
-  }
-  a->ncert_rules = count;
-  for (size_t i = 0; i < count; i++) {
-    yaml_node_t *item =
-        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
-    if (item)
-      cfg_cert_rule(p, item, i, &a->cert_rules[i]);
+  if (f[P_CONFIG].val) {
+    snprintf(name, sizeof name, "%s.config", path);
+    cfg_get_string(p, name, f[P_CONFIG].val, &pl->config);
   }
 }
 
 static void cfg_plugins(cfg_parser *p, yaml_node_t *n) {
   tg_authn_cfg *a = p->cfg->authn;
-  char path[64], name[96];
-  if (n->type != YAML_SEQUENCE_NODE) {
-    cfg_error(p, n,
-              "'authentication.plugins' must be a sequence of {path, config}, "
-              "not %s",
-              cfg_kind(n));
-    return;
-  }
-  size_t count =
-      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-  if (count == 0)
-    return;
-  a->plugins = calloc(count, sizeof *a->plugins);
-  if (!a->plugins) {
-    p->nomem = 1;
-    return;
-  }
-  a->nplugins = count;
-  for (size_t i = 0; i < count; i++) {
-    yaml_node_t *item =
-        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
-    snprintf(path, sizeof path, "authentication.plugins[%zu]", i);
-    if (!item || !cfg_expect_mapping(p, path, item))
-      continue;
-    enum { P_PATH, P_CONFIG, P_N };
-    cfg_field f[P_N] = {{.name = "path"}, {.name = "config"}};
-    cfg_collect(p, item, path, f, P_N);
-    if (f[P_PATH].val) {
-      snprintf(name, sizeof name, "%s.path", path);
-      cfg_get_string(p, name, f[P_PATH].val, &a->plugins[i].path);
-    } else {
-      cfg_missing(p, item, path, "path", "");
-    }
-    if (f[P_CONFIG].val) {
-      snprintf(name, sizeof name, "%s.config", path);
-      cfg_get_string(p, name, f[P_CONFIG].val, &a->plugins[i].config);
-    }
-  }
+  cfg_sequence(p, n, "authentication.plugins", "{path, config}",
+               sizeof *a->plugins, (void **)&a->plugins, &a->nplugins,
+               cfg_plugin);
 }
 
 static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
@@ -1252,6 +1254,11 @@ static void cfg_authz_rule(cfg_parser *p, yaml_node_t *n, size_t idx,
               path);
 }
 
+static void cfg_authz_rule_item(cfg_parser *p, yaml_node_t *n, size_t i,
+                                void *elem) {
+  cfg_authz_rule(p, n, i, elem);
+}
+
 static void cfg_authorization(cfg_parser *p, yaml_node_t *n) {
   enum {
     Z_MODE,
@@ -1308,28 +1315,10 @@ static void cfg_authorization(cfg_parser *p, yaml_node_t *n) {
   if (f[Z_DISABLED].val)
     cfg_get_strlist(p, "authorization.disabled_methods", f[Z_DISABLED].val, 0,
                     1, &cfg->disabled_methods);
-  yaml_node_t *r = f[Z_RULES].val;
-  if (r && r->type != YAML_SEQUENCE_NODE) {
-    cfg_error(p, r, "'authorization.rules' must be a sequence of rules, not %s",
-              cfg_kind(r));
-  } else if (r) {
-    size_t count =
-        (size_t)(r->data.sequence.items.top - r->data.sequence.items.start);
-    if (count) {
-      cfg->authz_rules = calloc(count, sizeof *cfg->authz_rules);
-      if (!cfg->authz_rules) {
-        p->nomem = 1;
-        return;
-      }
-      cfg->nauthz_rules = count;
-      for (size_t i = 0; i < count; i++) {
-        yaml_node_t *item =
-            yaml_document_get_node(p->doc, r->data.sequence.items.start[i]);
-        if (item)
-          cfg_authz_rule(p, item, i, &cfg->authz_rules[i]);
-      }
-    }
-  }
+  if (f[Z_RULES].val)
+    cfg_sequence(p, f[Z_RULES].val, "authorization.rules", "rules",
+                 sizeof *cfg->authz_rules, (void **)&cfg->authz_rules,
+                 &cfg->nauthz_rules, cfg_authz_rule_item);
   if (f[Z_MAXMSG].val &&
       cfg_get_uint(p, "authorization.max_message_bytes", f[Z_MAXMSG].val, 1024,
                    64 * 1024 * 1024, &v))
@@ -1832,6 +1821,11 @@ static void cfg_apikey(cfg_parser *p, yaml_node_t *n, size_t idx,
   }
 }
 
+static void cfg_apikey_item(cfg_parser *p, yaml_node_t *n, size_t i,
+                            void *elem) {
+  cfg_apikey(p, n, i, elem);
+}
+
 static void cfg_apikeys_root(cfg_parser *p, yaml_node_t *root) {
   enum { F_KEYS, F_N };
   cfg_field f[F_N] = {{.name = "keys"}};
@@ -1848,26 +1842,9 @@ static void cfg_apikeys_root(cfg_parser *p, yaml_node_t *root) {
     cfg_missing(p, root, "", "keys", "");
     return;
   }
-  if (n->type != YAML_SEQUENCE_NODE) {
-    cfg_error(p, n, "'keys' must be a sequence of keys, not %s", cfg_kind(n));
-    return;
-  }
-  size_t count =
-      (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
-  if (count == 0)
-    return;
-  kf->v = calloc(count, sizeof *kf->v);
-  if (!kf->v) {
-    p->nomem = 1;
-    return;
-  }
-  kf->n = count;
-  for (size_t i = 0; i < count; i++) {
-    yaml_node_t *item =
-        yaml_document_get_node(p->doc, n->data.sequence.items.start[i]);
-    if (item)
-      cfg_apikey(p, item, i, &kf->v[i]);
-  }
+  cfg_sequence(p, n, "keys", "keys", sizeof *kf->v, (void **)&kf->v, &kf->n,
+               cfg_apikey_item);
+  size_t count = kf->n;
   /* Only among well-formed entries: a missing digest reads as zeros. */
   for (size_t i = 0; i < count && p->nerrors == 0; i++)
     for (size_t j = 0; j < i; j++)
