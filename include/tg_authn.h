@@ -67,6 +67,7 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
 typedef struct tg_authn_local_stats {
   uint64_t cache_hits, cache_misses, verified, rejected;
 } tg_authn_local_stats;
+/* Safe from any thread (the counters are atomic). */
 void tg_authn_local_stats_get(const tg_authn_local *l,
                               tg_authn_local_stats *out);
 #endif

@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 
 #include "tg_audit.h"
+#include "tg_authn.h"
 #include "tg_keystore.h"
 #include "tg_worker.h"
 
@@ -125,6 +126,30 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
       (long long)sum_int(app, STAT(streams_open)),
       (unsigned long long)sum(app, STAT(upstream_connect_failures)),
       atomic_load(&app->upstream_ready));
+  if (app->authn) {
+    tg_authn_local_stats t = {0}, w;
+    for (uint32_t i = 0; i < app->nworkers; i++) {
+      if (!app->workers[i] || !app->workers[i]->authn)
+        continue;
+      tg_authn_local_stats_get(app->workers[i]->authn, &w);
+      t.cache_hits += w.cache_hits;
+      t.cache_misses += w.cache_misses;
+      t.verified += w.verified;
+      t.rejected += w.rejected;
+    }
+    evbuffer_add_printf(
+        b,
+        "# TYPE tgate_token_cache_hits_total counter\n"
+        "tgate_token_cache_hits_total %llu\n"
+        "# TYPE tgate_token_cache_misses_total counter\n"
+        "tgate_token_cache_misses_total %llu\n"
+        "# TYPE tgate_tokens_verified_total counter\n"
+        "tgate_tokens_verified_total %llu\n"
+        "# TYPE tgate_authentication_rejected_total counter\n"
+        "tgate_authentication_rejected_total %llu\n",
+        (unsigned long long)t.cache_hits, (unsigned long long)t.cache_misses,
+        (unsigned long long)t.verified, (unsigned long long)t.rejected);
+  }
   if (app->keystore) {
     tg_keystore_stats ks;
     tg_keystore_stats_get(app->keystore, &ks);

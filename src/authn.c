@@ -1,5 +1,6 @@
 #include "tg_authn.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -26,7 +27,8 @@ struct tg_authn {
 struct tg_authn_local {
   const tg_authn *a;
   tg_tokencache *cache;
-  tg_authn_local_stats st;
+  /* written by the worker, read by the admin thread (/metrics) */
+  atomic_uint_least64_t cache_hits, cache_misses, verified, rejected;
 };
 
 tg_authn *tg_authn_new(const tg_config *cfg, tg_keystore *keystore, char *err,
@@ -139,7 +141,11 @@ void tg_authn_local_free(tg_authn_local *l) {
 
 void tg_authn_local_stats_get(const tg_authn_local *l,
                               tg_authn_local_stats *out) {
-  *out = l->st;
+  out->cache_hits = atomic_load_explicit(&l->cache_hits, memory_order_relaxed);
+  out->cache_misses =
+      atomic_load_explicit(&l->cache_misses, memory_order_relaxed);
+  out->verified = atomic_load_explicit(&l->verified, memory_order_relaxed);
+  out->rejected = atomic_load_explicit(&l->rejected, memory_order_relaxed);
 }
 
 int tg_authn_is_exempt(const tg_authn *a, const char *path, size_t len) {
@@ -202,13 +208,13 @@ static int verify_jwt(const tg_authn *a, tg_authn_local *l, const char *tok,
   const tg_claims *hit = tg_tokencache_get(l->cache, tok, len, gen, now);
   int rv;
   if (hit) {
-    l->st.cache_hits++;
+    atomic_fetch_add_explicit(&l->cache_hits, 1, memory_order_relaxed);
     rv = tg_claims_merge(out, hit) == 0 ? TG_AUTHN_OK : TG_AUTHN_UNAVAILABLE;
     if (rv != TG_AUTHN_OK)
       *reason = "out of memory";
     goto end;
   }
-  l->st.cache_misses++;
+  atomic_fetch_add_explicit(&l->cache_misses, 1, memory_order_relaxed);
   tg_claims c;
   tg_claims_init(&c);
   int vr = tg_jwt_verify(tok, len, ks, &a->jwt, now, &c, reason);
@@ -219,7 +225,7 @@ static int verify_jwt(const tg_authn *a, tg_authn_local *l, const char *tok,
   } else if (vr != 0) {
     rv = TG_AUTHN_UNAUTHENTICATED;
   } else {
-    l->st.verified++;
+    atomic_fetch_add_explicit(&l->verified, 1, memory_order_relaxed);
     int64_t until = c.not_after ? c.not_after + a->jwt.leeway_s : now + 60;
     tg_tokencache_put(l->cache, tok, len, gen, until, &c);
     rv = tg_claims_merge(out, &c) == 0 ? TG_AUTHN_OK : TG_AUTHN_UNAVAILABLE;
@@ -327,7 +333,7 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
   }
 end:
   if (rv != TG_AUTHN_OK) {
-    l->st.rejected++;
+    atomic_fetch_add_explicit(&l->rejected, 1, memory_order_relaxed);
     tg_claims_clear(out);
     tg_claims_init(out);
   }

@@ -160,7 +160,19 @@ test('a repeated token is served from the cache', { timeout: T }, async () => {
   const token = await iss.token({ clientId: 'worker-b', permissions: ['team-b:worker'] });
   const s2 = await h.h2connect(tg.port, { tls: tlsOf('worker-b') });
   cleanups.push(() => h.closeSessions([s2]));
+  const metric = async (name) => {
+    const r = await h.httpGet(tg.adminPort, '/metrics');
+    const m = new RegExp(`^${name} (\\d+)$`, 'm').exec(r.body);
+    assert.ok(m, `no ${name} in /metrics`);
+    return Number(m[1]);
+  };
+  const verified0 = await metric('tgate_tokens_verified_total');
+  const hits0 = await metric('tgate_token_cache_hits_total');
   for (let i = 0; i < 20; i++) assert.equal((await call(token, { s: s2, ns: 'team-b' })).status, 0);
+  // One signature check per worker at most; the rest are cache hits.
+  const verified = (await metric('tgate_tokens_verified_total')) - verified0;
+  assert.ok(verified >= 1 && verified <= 2, `verified ${verified} times`);
+  assert.ok((await metric('tgate_token_cache_hits_total')) - hits0 >= 18);
 });
 
 test('key rotation at the issuer is picked up without a restart; dropped keys stop working', { timeout: T }, async () => {
