@@ -121,62 +121,13 @@ int tg_pb_validate(const uint8_t *buf, size_t len) {
 }
 
 /* Walks every field of buf at path element d. Visiting the occurrences of an
- * embedded message in order and letting each leaf overwrite *out is the same
- * as merging them: the last leaf across all of them wins. */
-static int find_string(const uint8_t *buf, size_t len,
-                       const tg_field_path *path, unsigned d, tg_slice *out,
-                       int *found) {
-  size_t pos = 0;
-  field f;
-  if (d >= TG_PB_MAX_DEPTH)
-    return TG_PB_ERR_MALFORMED;
-  while (pos < len) {
-    if (next_field(buf, len, &pos, &f) != 0)
-      return TG_PB_ERR_MALFORMED;
-    if (f.num != path->f[d])
-      continue;
-    if (f.wt != WT_LEN)
-      return TG_PB_ERR_MALFORMED;
-    if (d + 1 < path->len) {
-      int rv = find_string(f.val, f.vlen, path, d + 1, out, found);
-      if (rv != 0)
-        return rv;
-      continue;
-    }
-    /* Every occurrence is checked, not only the last: Go rejects the whole
-     * message for any invalid one. */
-    if (!utf8_valid(f.val, f.vlen))
-      return TG_PB_ERR_MALFORMED;
-    out->p = f.val;
-    out->len = f.vlen;
-    *found = 1;
-  }
-  return 0;
-}
-
-int tg_pb_get_string(const uint8_t *buf, size_t len, const tg_field_path *path,
-                     tg_slice *out) {
-  int found = 0;
-  int rv;
-  out->p = NULL;
-  out->len = 0;
-  if (path->len == 0)
-    return 0;
-  if (path->len > sizeof path->f / sizeof path->f[0])
-    return TG_PB_ERR_MALFORMED;
-  rv = find_string(buf, len, path, 0, out, &found);
-  if (rv != 0) {
-    out->p = NULL;
-    out->len = 0;
-    return rv;
-  }
-  return found;
-}
-
-/* As find_string, for a varint leaf. */
-static int find_varint(const uint8_t *buf, size_t len,
-                       const tg_field_path *path, unsigned d, uint64_t *out,
-                       int *found) {
+ * embedded message in order and letting each leaf overwrite *leaf is the
+ * same as merging them: the last leaf across all of them wins. The leaf must
+ * have wire type leaf_wt; a length-delimited leaf is a string, and every
+ * occurrence is checked, not only the last: Go rejects the whole message
+ * for any invalid one. */
+static int find_leaf(const uint8_t *buf, size_t len, const tg_field_path *path,
+                     unsigned d, int leaf_wt, field *leaf, int *found) {
   size_t pos = 0;
   field f;
   if (d >= TG_PB_MAX_DEPTH)
@@ -189,33 +140,46 @@ static int find_varint(const uint8_t *buf, size_t len,
     if (d + 1 < path->len) {
       if (f.wt != WT_LEN)
         return TG_PB_ERR_MALFORMED;
-      int rv = find_varint(f.val, f.vlen, path, d + 1, out, found);
+      int rv = find_leaf(f.val, f.vlen, path, d + 1, leaf_wt, leaf, found);
       if (rv != 0)
         return rv;
       continue;
     }
-    if (f.wt != WT_VARINT)
+    if (f.wt != leaf_wt || (f.wt == WT_LEN && !utf8_valid(f.val, f.vlen)))
       return TG_PB_ERR_MALFORMED;
-    *out = f.u64;
+    *leaf = f;
     *found = 1;
   }
   return 0;
 }
 
-int tg_pb_get_varint(const uint8_t *buf, size_t len, const tg_field_path *path,
-                     uint64_t *out) {
+/* Finds the last leaf at path; 1 found, 0 absent, or TG_PB_ERR_MALFORMED. */
+static int get_leaf(const uint8_t *buf, size_t len, const tg_field_path *path,
+                    int leaf_wt, field *leaf) {
   int found = 0;
-  *out = 0;
   if (path->len == 0)
     return 0;
   if (path->len > sizeof path->f / sizeof path->f[0])
     return TG_PB_ERR_MALFORMED;
-  int rv = find_varint(buf, len, path, 0, out, &found);
-  if (rv != 0) {
-    *out = 0;
-    return rv;
-  }
-  return found;
+  int rv = find_leaf(buf, len, path, 0, leaf_wt, leaf, &found);
+  return rv != 0 ? rv : found;
+}
+
+int tg_pb_get_string(const uint8_t *buf, size_t len, const tg_field_path *path,
+                     tg_slice *out) {
+  field leaf;
+  int rv = get_leaf(buf, len, path, WT_LEN, &leaf);
+  out->p = rv == 1 ? leaf.val : NULL;
+  out->len = rv == 1 ? leaf.vlen : 0;
+  return rv;
+}
+
+int tg_pb_get_varint(const uint8_t *buf, size_t len, const tg_field_path *path,
+                     uint64_t *out) {
+  field leaf;
+  int rv = get_leaf(buf, len, path, WT_VARINT, &leaf);
+  *out = rv == 1 ? leaf.u64 : 0;
+  return rv;
 }
 
 /* Walks the top level of buf; calls cb (when not NULL) for each occurrence of
