@@ -14,6 +14,7 @@ const grpc = require('@grpc/grpc-js');
 const proto = require('@temporalio/proto');
 const { Connection, Client } = require('@temporalio/client');
 const { startFrontend, buildMethodTable, SERVER_VERSION } = require('../frontend/frontend.js');
+require('./lib/watchdog.js');
 
 const T = 20_000; // per-test timeout (ms)
 const GEN = path.resolve(__dirname, '..', '..', 'certs-dev', 'gen.sh');

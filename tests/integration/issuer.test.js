@@ -9,6 +9,7 @@ const crypto = require('node:crypto');
 const path = require('node:path');
 const { spawn, execFile } = require('node:child_process');
 const { startIssuer } = require('../issuer/issuer.js');
+require('./lib/watchdog.js');
 
 const T = 30_000;
 const ISSUER_JS = path.join(__dirname, '..', 'issuer', 'issuer.js');
@@ -71,7 +72,7 @@ function assertAccessToken({ header, payload }, iss, { alg, sub, permissions, tt
 
 function run(args, timeoutMs = 15000) {
   return new Promise((resolve) => {
-    execFile(process.execPath, [ISSUER_JS, ...args], { timeout: timeoutMs }, (err, stdout, stderr) => {
+    execFile(process.execPath, [ISSUER_JS, ...args], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       resolve({ code: err ? (err.code ?? 1) : 0, stdout, stderr });
     });
   });
@@ -285,8 +286,18 @@ describe('token issuer fixture', { timeout: 120_000 }, () => {
       assert.ok(line.endsWith(` ${jwt}`), line);
       assert.equal(err, '', 'no warnings on stderr');
     } finally {
+      // SIGTERM must stop it; if it does not within 5 s, SIGKILL it (so this
+      // test fails instead of keeping the test process alive) and say so.
       child.kill('SIGTERM');
-      const how = await exited;
+      let timer;
+      const late = new Promise((resolve) => { timer = setTimeout(() => resolve(null), 5000); });
+      let how = await Promise.race([exited, late]);
+      clearTimeout(timer);
+      if (how === null) {
+        child.kill('SIGKILL');
+        await exited;
+        how = { ignoredSigterm: true, out, err };
+      }
       assert.ok(how.code === 0 || how.signal === 'SIGTERM', JSON.stringify(how));
     }
   });

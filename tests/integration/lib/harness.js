@@ -18,6 +18,7 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const proto = require('@temporalio/proto');
+require('./watchdog.js');
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const TESTS = path.resolve(__dirname, '..', '..');
