@@ -21,6 +21,7 @@
 #ifndef TG_AUTHN_H
 #define TG_AUTHN_H
 #include <openssl/ssl.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "tg_claims.h"
@@ -37,7 +38,15 @@ tg_authn *tg_authn_new(const tg_config *cfg, tg_keystore *keystore, char *err,
                        size_t errlen);
 void tg_authn_free(tg_authn *a); /* NULL-safe */
 
-tg_authn_local *tg_authn_local_new(const tg_authn *a);
+/* Counters of one worker's authentications, written by the worker and read
+ * by /metrics on the main thread (relaxed atomics). */
+typedef struct tg_authn_counters {
+  atomic_uint_least64_t cache_hits, cache_misses, verified, rejected;
+} tg_authn_counters;
+
+/* A worker's token cache for a; counts into n, which the caller owns and
+ * keeps alive longer than the result (so that counts survive a reload). */
+tg_authn_local *tg_authn_local_new(const tg_authn *a, tg_authn_counters *n);
 void tg_authn_local_free(tg_authn_local *l); /* NULL-safe */
 
 int tg_authn_is_exempt(const tg_authn *a, const char *path, size_t len);
@@ -64,10 +73,4 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
                   SSL *ssl, const tg_claims *peer, int64_t now, tg_claims *out,
                   const char **reason);
 
-typedef struct tg_authn_local_stats {
-  uint64_t cache_hits, cache_misses, verified, rejected;
-} tg_authn_local_stats;
-/* Safe from any thread (the counters are atomic). */
-void tg_authn_local_stats_get(const tg_authn_local *l,
-                              tg_authn_local_stats *out);
 #endif

@@ -189,6 +189,11 @@ typedef struct tg_config {
   /* logging: (optional section) */
   tg_log_level
       log_level; /* logging.level: error|warn|info|debug, default info */
+
+  /* reload.watch_interval: how often the files the configuration names
+   * (and the configuration itself) are checked for changes, which reload
+   * it; default 2s, 0 turns watching off (SIGHUP still reloads) */
+  uint64_t reload_watch_ms;
 } tg_config;
 
 /* Parses a YAML document of len bytes (need not be NUL-terminated). filename is

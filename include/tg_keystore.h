@@ -41,9 +41,13 @@ typedef struct tg_keystore_stats {
 
 /* Creates the store on base (the main loop) and starts the first load:
  * file and PEM sources are read at once, URLs are fetched in the
- * background. NULL with a reason in err on failure (no memory, curl). */
+ * background. seed (may be NULL; a store on the same loop, e.g. the one a
+ * reload replaces) lends its last good document of every URL the new store
+ * also names, published at once, so the new store is never emptier than
+ * the old while its own fetches run. NULL with a reason in err on failure
+ * (no memory, curl). */
 tg_keystore *tg_keystore_new(struct event_base *base, const tg_jwt_cfg *cfg,
-                             char *err, size_t errlen);
+                             const tg_keystore *seed, char *err, size_t errlen);
 void tg_keystore_free(tg_keystore *ks); /* NULL-safe; main thread */
 
 tg_keyset *tg_keystore_get(tg_keystore *ks, uint64_t *generation);

@@ -1,8 +1,8 @@
 /*
  * tg_log: leveled logging to stderr, one line per message with an ISO-8601
- * UTC timestamp, the level and the worker id. The level is set once at start
- * (tg_log_set_level) before threads start; tg_log() is then thread-safe
- * (one fprintf per line, stdio locks the stream).
+ * UTC timestamp and the level. The level is set at start and on reload
+ * (tg_log_set_level, an atomic store); tg_log() is thread-safe (one fprintf
+ * per line, stdio locks the stream).
  */
 #ifndef TG_LOG_H
 #define TG_LOG_H

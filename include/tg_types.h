@@ -58,15 +58,17 @@ struct tg_h2conn {
   LIST_ENTRY(tg_h2conn) link; /* in worker->downconns or target->conns */
   uint32_t nstreams;          /* upstream: streams we opened and not closed */
   unsigned flush_pending : 1;
-  unsigned closing : 1;   /* close once the output is written */
-  unsigned in_recv : 1;   /* inside nghttp2_session_mem_recv */
-  uint8_t preface_seen;   /* downstream: bytes of the preface matched */
-  tg_uptarget *target;    /* upstream only */
-  tg_claims *peer_claims; /* downstream: the TLS peer's claims, mapped
-                             once, at the connection's first call */
-  struct event *timer;    /* handshake / connect timeout */
-  char reason[256];       /* why the socket ended, when it did */
-  char peer[300];         /* "ip:port" or "host:port" for logs */
+  unsigned closing : 1;     /* close once the output is written */
+  unsigned in_recv : 1;     /* inside nghttp2_session_mem_recv */
+  uint8_t preface_seen;     /* downstream: bytes of the preface matched */
+  tg_uptarget *target;      /* upstream only */
+  tg_claims *peer_claims;   /* downstream: the TLS peer's claims, mapped
+                               at the connection's first call ... */
+  uint64_t peer_claims_gen; /* ... under this generation (again after a
+                               reload) */
+  struct event *timer;      /* handshake / connect timeout */
+  char reason[256];         /* why the socket ended, when it did */
+  char peer[300];           /* "ip:port" or "host:port" for logs */
 };
 
 /* What tgate decided about a call (the access log's "decision"). */
@@ -91,6 +93,8 @@ typedef enum tg_relay_state {
 
 struct tg_relay {
   tg_worker *w;
+  struct tg_gen *gen; /* the generation the call started under (a reference,
+                         taken when its headers are complete); NULL before */
   tg_relay_state state;
   tg_h2conn *down; /* NULL once the downstream stream or connection is gone */
   int32_t down_sid;

@@ -1,9 +1,10 @@
 /*
  * tg_worker: one thread with its own event loop, its own SO_REUSEPORT
  * listener, its downstream connections and its own upstream pool. Workers
- * share nothing on the hot path but the read-only configuration and TLS
- * contexts; they talk to the main thread only through tg_app's atomics and
- * event_active() (libevent is set up for threads).
+ * share nothing on the hot path but the read-only generation (tg_gen:
+ * configuration, TLS contexts, authenticator, authorizer); they talk to the
+ * main thread only through tg_app's atomics and event_active() (libevent is set
+ * up for threads).
  *
  * Shutdown (tg_worker_shutdown, from any thread): stop accepting, send
  * GOAWAY on every downstream connection, let calls in flight finish until
@@ -15,16 +16,14 @@
 #include <stdatomic.h>
 
 #include "tg_authn.h"
-#include "tg_keystore.h"
+#include "tg_gen.h"
 #include "tg_types.h"
 
 struct tg_app {
-  const tg_config *cfg;
-  SSL_CTX *server_ctx;     /* NULL for h2c */
-  SSL_CTX *client_ctx;     /* NULL for h2c upstream */
-  tg_keystore *keystore;   /* JWT keys; NULL without authentication.jwt */
-  tg_authn *authn;         /* NULL without an authentication section */
-  struct tg_authz *authz;  /* always set; in mode off it allows all */
+  tg_gen *boot; /* the generation tgate started with, kept to the end:
+                   workers' fixed settings (w->cfg) point into it */
+  tg_gen *gen;  /* main thread: the current generation */
+  struct tg_reload *reload;
   struct tg_audit *audit;  /* NULL without audit.file */
   struct event_base *base; /* main thread: signals, admin */
   tg_worker **workers;
@@ -45,19 +44,25 @@ typedef struct tg_worker_stats {
   atomic_uint_least64_t status[TG_STATUS_BUCKETS];
   atomic_uint_least64_t bytes_in, bytes_out;
   atomic_uint_least64_t conns_accepted, upstream_connect_failures;
-  atomic_uint_least64_t token_cache_hits, token_cache_misses;
+  tg_authn_counters authn;
   atomic_int conns_open, streams_open;
 } tg_worker_stats;
 
 struct tg_worker {
   int id;
   tg_app *app;
+  /* Settings fixed at start (listen, upstream): app->boot's configuration.
+   * Everything a reload may change is read from gen (or a call's gen). */
   const tg_config *cfg;
+  tg_gen *gen;           /* the current generation (a reference) */
+  tg_authn_local *authn; /* token cache for gen->authn; NULL without */
+  pthread_mutex_t next_mu;
+  tg_gen *next_gen; /* handed over by tg_worker_set_gen, taken by gen_ev */
+  struct event *gen_ev;
   struct event_base *base;
   int listen_fd;
   struct evconnlistener *listener;
   tg_uppool *pool;
-  tg_authn_local *authn; /* this worker's token cache; NULL without authn */
   struct tg_conn_list downconns;
   uint32_t ndown;
   tg_worker_stats stats;
@@ -71,6 +76,9 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd);
 int tg_worker_start(tg_worker *w);     /* starts the thread; 0 or -1 */
 void tg_worker_shutdown(tg_worker *w); /* any thread: graceful */
 void tg_worker_force(tg_worker *w);    /* any thread: close everything now */
+/* Any thread (the main one, on reload): new calls on w use g from w's next
+ * loop iteration on; calls in flight keep theirs. Takes a reference. */
+void tg_worker_set_gen(tg_worker *w, tg_gen *g);
 void tg_worker_join_free(tg_worker *w);
 
 /* Called by the connection module when a downstream connection is freed. */

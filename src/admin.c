@@ -15,6 +15,7 @@
 #include "tg_audit.h"
 #include "tg_authn.h"
 #include "tg_keystore.h"
+#include "tg_reload.h"
 #include "tg_worker.h"
 
 struct tg_admin {
@@ -126,33 +127,24 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
       (long long)sum_int(app, STAT(streams_open)),
       (unsigned long long)sum(app, STAT(upstream_connect_failures)),
       atomic_load(&app->upstream_ready));
-  if (app->authn) {
-    tg_authn_local_stats t = {0}, w;
-    for (uint32_t i = 0; i < app->nworkers; i++) {
-      if (!app->workers[i] || !app->workers[i]->authn)
-        continue;
-      tg_authn_local_stats_get(app->workers[i]->authn, &w);
-      t.cache_hits += w.cache_hits;
-      t.cache_misses += w.cache_misses;
-      t.verified += w.verified;
-      t.rejected += w.rejected;
-    }
-    evbuffer_add_printf(
-        b,
-        "# TYPE tgate_token_cache_hits_total counter\n"
-        "tgate_token_cache_hits_total %llu\n"
-        "# TYPE tgate_token_cache_misses_total counter\n"
-        "tgate_token_cache_misses_total %llu\n"
-        "# TYPE tgate_tokens_verified_total counter\n"
-        "tgate_tokens_verified_total %llu\n"
-        "# TYPE tgate_authentication_rejected_total counter\n"
-        "tgate_authentication_rejected_total %llu\n",
-        (unsigned long long)t.cache_hits, (unsigned long long)t.cache_misses,
-        (unsigned long long)t.verified, (unsigned long long)t.rejected);
+  if (app->gen->authn) {
+    evbuffer_add_printf(b,
+                        "# TYPE tgate_token_cache_hits_total counter\n"
+                        "tgate_token_cache_hits_total %llu\n"
+                        "# TYPE tgate_token_cache_misses_total counter\n"
+                        "tgate_token_cache_misses_total %llu\n"
+                        "# TYPE tgate_tokens_verified_total counter\n"
+                        "tgate_tokens_verified_total %llu\n"
+                        "# TYPE tgate_authentication_rejected_total counter\n"
+                        "tgate_authentication_rejected_total %llu\n",
+                        (unsigned long long)sum(app, STAT(authn.cache_hits)),
+                        (unsigned long long)sum(app, STAT(authn.cache_misses)),
+                        (unsigned long long)sum(app, STAT(authn.verified)),
+                        (unsigned long long)sum(app, STAT(authn.rejected)));
   }
-  if (app->keystore) {
+  if (app->gen->keystore) {
     tg_keystore_stats ks;
-    tg_keystore_stats_get(app->keystore, &ks);
+    tg_keystore_stats_get(app->gen->keystore, &ks);
     evbuffer_add_printf(
         b,
         "# TYPE tgate_jwks_refreshes_total counter\ntgate_jwks_refreshes_total "
@@ -169,13 +161,36 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
   evbuffer_add_printf(b, "# HELP tgate_certificate_expiry_seconds Seconds "
                          "until a certificate tgate presents expires.\n"
                          "# TYPE tgate_certificate_expiry_seconds gauge\n");
-  if (cert_seconds_left(app->server_ctx, &left) == 0)
+  if (cert_seconds_left(app->gen->server_ctx, &left) == 0)
     evbuffer_add_printf(
         b, "tgate_certificate_expiry_seconds{role=\"server\"} %.0f\n", left);
-  if (cert_seconds_left(app->client_ctx, &left) == 0)
+  if (cert_seconds_left(app->gen->client_ctx, &left) == 0)
     evbuffer_add_printf(
         b, "tgate_certificate_expiry_seconds{role=\"upstream_client\"} %.0f\n",
         left);
+  tg_reload_stats rs;
+  tg_reload_stats_get(app->reload, &rs);
+  evbuffer_add_printf(
+      b,
+      "# HELP tgate_config_reloads_total Configuration reloads by result.\n"
+      "# TYPE tgate_config_reloads_total counter\n"
+      "tgate_config_reloads_total{result=\"success\"} %llu\n"
+      "tgate_config_reloads_total{result=\"failure\"} %llu\n"
+      "# HELP tgate_config_last_reload_successful Whether the last reload "
+      "succeeded (1 before any).\n"
+      "# TYPE tgate_config_last_reload_successful gauge\n"
+      "tgate_config_last_reload_successful %d\n"
+      "# HELP tgate_config_last_reload_success_timestamp_seconds When the "
+      "configuration in use was loaded (0: the one tgate started with).\n"
+      "# TYPE tgate_config_last_reload_success_timestamp_seconds gauge\n"
+      "tgate_config_last_reload_success_timestamp_seconds %lld\n"
+      "# HELP tgate_config_generation The configuration in use (1 at "
+      "start, +1 per attempted reload that built).\n"
+      "# TYPE tgate_config_generation gauge\n"
+      "tgate_config_generation %llu\n",
+      (unsigned long long)rs.succeeded, (unsigned long long)rs.failed,
+      rs.failed == 0 && rs.succeeded == 0 ? 1 : rs.last_ok,
+      (long long)rs.last_success, (unsigned long long)rs.generation);
   evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
                     "text/plain; version=0.0.4; charset=utf-8");
   evhttp_send_reply(req, 200, "OK", b);
@@ -213,16 +228,16 @@ static void handle(struct evhttp_request *req, void *arg) {
     reply(req, 503, "Service Unavailable", "not ready: shutting down");
     return;
   }
-  if (a->app->keystore) {
+  if (a->app->gen->keystore) {
     tg_keystore_stats ks;
-    tg_keystore_stats_get(a->app->keystore, &ks);
+    tg_keystore_stats_get(a->app->gen->keystore, &ks);
     if (ks.nkeys == 0) {
       reply(req, 503, "Service Unavailable",
             "not ready: no JWT verification key has been loaded yet");
       return;
     }
   }
-  if (a->app->audit && a->app->cfg->audit_fail_closed &&
+  if (a->app->audit && a->app->gen->cfg->audit_fail_closed &&
       !tg_audit_healthy(a->app->audit)) {
     reply(req, 503, "Service Unavailable",
           "not ready: the audit log cannot be written (fail_closed)");

@@ -27,8 +27,7 @@ struct tg_authn {
 struct tg_authn_local {
   const tg_authn *a;
   tg_tokencache *cache;
-  /* written by the worker, read by the admin thread (/metrics) */
-  atomic_uint_least64_t cache_hits, cache_misses, verified, rejected;
+  tg_authn_counters *n; /* the owner's; outlives this */
 };
 
 tg_authn *tg_authn_new(const tg_config *cfg, tg_keystore *keystore, char *err,
@@ -118,11 +117,12 @@ void tg_authn_free(tg_authn *a) {
   free(a);
 }
 
-tg_authn_local *tg_authn_local_new(const tg_authn *a) {
+tg_authn_local *tg_authn_local_new(const tg_authn *a, tg_authn_counters *n) {
   tg_authn_local *l = calloc(1, sizeof *l);
   if (!l)
     return NULL;
   l->a = a;
+  l->n = n;
   size_t cap = a->ac->jwt ? a->ac->jwt->cache_size : 0;
   l->cache = tg_tokencache_new(cap);
   if (!l->cache) {
@@ -137,15 +137,6 @@ void tg_authn_local_free(tg_authn_local *l) {
     return;
   tg_tokencache_free(l->cache);
   free(l);
-}
-
-void tg_authn_local_stats_get(const tg_authn_local *l,
-                              tg_authn_local_stats *out) {
-  out->cache_hits = atomic_load_explicit(&l->cache_hits, memory_order_relaxed);
-  out->cache_misses =
-      atomic_load_explicit(&l->cache_misses, memory_order_relaxed);
-  out->verified = atomic_load_explicit(&l->verified, memory_order_relaxed);
-  out->rejected = atomic_load_explicit(&l->rejected, memory_order_relaxed);
 }
 
 int tg_authn_is_exempt(const tg_authn *a, const char *path, size_t len) {
@@ -208,13 +199,13 @@ static int verify_jwt(const tg_authn *a, tg_authn_local *l, const char *tok,
   const tg_claims *hit = tg_tokencache_get(l->cache, tok, len, gen, now);
   int rv;
   if (hit) {
-    atomic_fetch_add_explicit(&l->cache_hits, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->n->cache_hits, 1, memory_order_relaxed);
     rv = tg_claims_merge(out, hit) == 0 ? TG_AUTHN_OK : TG_AUTHN_UNAVAILABLE;
     if (rv != TG_AUTHN_OK)
       *reason = "out of memory";
     goto end;
   }
-  atomic_fetch_add_explicit(&l->cache_misses, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&l->n->cache_misses, 1, memory_order_relaxed);
   tg_claims c;
   tg_claims_init(&c);
   int vr = tg_jwt_verify(tok, len, ks, &a->jwt, now, &c, reason);
@@ -225,7 +216,7 @@ static int verify_jwt(const tg_authn *a, tg_authn_local *l, const char *tok,
   } else if (vr != 0) {
     rv = TG_AUTHN_UNAUTHENTICATED;
   } else {
-    atomic_fetch_add_explicit(&l->verified, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->n->verified, 1, memory_order_relaxed);
     int64_t until = c.not_after ? c.not_after + a->jwt.leeway_s : now + 60;
     tg_tokencache_put(l->cache, tok, len, gen, until, &c);
     rv = tg_claims_merge(out, &c) == 0 ? TG_AUTHN_OK : TG_AUTHN_UNAVAILABLE;
@@ -333,7 +324,7 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
   }
 end:
   if (rv != TG_AUTHN_OK) {
-    atomic_fetch_add_explicit(&l->rejected, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&l->n->rejected, 1, memory_order_relaxed);
     tg_claims_clear(out);
     tg_claims_init(out);
   }

@@ -1387,6 +1387,17 @@ static void cfg_audit(cfg_parser *p, yaml_node_t *n) {
   }
 }
 
+static void cfg_reload(cfg_parser *p, yaml_node_t *n) {
+  enum { L_WATCH, L_N };
+  cfg_field f[L_N] = {{.name = "watch_interval"}};
+  if (!cfg_expect_mapping(p, "reload", n))
+    return;
+  cfg_collect(p, n, "reload", f, L_N);
+  if (f[L_WATCH].val)
+    cfg_get_duration(p, "reload.watch_interval", f[L_WATCH].val, 0, CFG_DAY_MS,
+                     "0s and 24h", &p->cfg->reload_watch_ms);
+}
+
 static void cfg_root(cfg_parser *p, yaml_node_t *root) {
   enum {
     R_LISTEN,
@@ -1398,6 +1409,7 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     R_AUTHZ,
     R_LOGGING,
     R_AUDIT,
+    R_RELOAD,
     R_N
   };
   cfg_field f[R_N] = {{.name = "listen"},
@@ -1408,7 +1420,8 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
                       {.name = "authentication"},
                       {.name = "authorization"},
                       {.name = "logging"},
-                      {.name = "audit"}};
+                      {.name = "audit"},
+                      {.name = "reload"}};
   uint64_t v;
 
   if (root->type != YAML_MAPPING_NODE) {
@@ -1443,6 +1456,8 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     cfg_logging(p, f[R_LOGGING].val);
   if (f[R_AUDIT].val)
     cfg_audit(p, f[R_AUDIT].val);
+  if (f[R_RELOAD].val)
+    cfg_reload(p, f[R_RELOAD].val);
 }
 
 /* Reports why libyaml failed; returns the TG_CONFIG_ERR_* code. */
@@ -1654,6 +1669,7 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   p.cfg->max_message_bytes = 4 * 1024 * 1024;
   p.cfg->audit_fail_closed = 1;
   p.cfg->log_level = TG_LOG_INFO;
+  p.cfg->reload_watch_ms = 2000;
 
   rc = cfg_run(&p, buf, len, cfg_root,
                "the document is empty; expected a mapping with at least "

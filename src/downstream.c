@@ -163,7 +163,7 @@ static int start_session(tg_h2conn *c) {
     return -1;
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
-       c->w->cfg->max_concurrent_streams},
+       c->w->gen->cfg->max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, TG_STREAM_WINDOW},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
   };
@@ -262,8 +262,8 @@ int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa, int salen) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   struct bufferevent *bev;
-  if (w->app->server_ctx) {
-    c->ssl = SSL_new(w->app->server_ctx);
+  if (w->gen->server_ctx) {
+    c->ssl = SSL_new(w->gen->server_ctx);
     if (!c->ssl)
       goto fail;
     bev = bufferevent_openssl_socket_new(

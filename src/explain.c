@@ -93,6 +93,7 @@ int tg_explain_main(int argc, char **argv) {
   tg_keystore *ks = NULL;
   tg_authn *authn = NULL;
   tg_authn_local *local = NULL;
+  tg_authn_counters counters = {0};
   tg_policy *policy = NULL;
   tg_claims claims;
   tg_hdrs h;
@@ -125,8 +126,8 @@ int tg_explain_main(int argc, char **argv) {
   if (cfg->authn) {
     if (cfg->authn->jwt && a.token) {
       base = event_base_new();
-      if (!base ||
-          !(ks = tg_keystore_new(base, cfg->authn->jwt, err, sizeof err))) {
+      if (!base || !(ks = tg_keystore_new(base, cfg->authn->jwt, NULL, err,
+                                          sizeof err))) {
         fprintf(stderr, "tgate: authentication.jwt: %s\n",
                 base ? err : "no event loop");
         goto end;
@@ -134,7 +135,7 @@ int tg_explain_main(int argc, char **argv) {
       wait_for_keys(base, ks);
     }
     if (!(authn = tg_authn_new(cfg, ks, err, sizeof err)) ||
-        !(local = tg_authn_local_new(authn))) {
+        !(local = tg_authn_local_new(authn, &counters))) {
       fprintf(stderr, "tgate: %s\n", authn ? "out of memory" : err);
       goto end;
     }

@@ -432,8 +432,32 @@ static void free_sources(ks_source *src, size_t n) {
   free(src);
 }
 
+/* URL sources start with the document seed's source of the same URL last
+ * gave, if any. Returns how many were seeded, or -1 (no memory). */
+static int seed_sources(tg_keystore *ks, const tg_keystore *seed) {
+  int n = 0;
+  for (size_t i = 0; seed && i < ks->nsrc; i++) {
+    ks_source *s = &ks->src[i];
+    for (size_t j = 0; s->kind == SRC_URL && j < seed->nsrc; j++) {
+      const ks_source *o = &seed->src[j];
+      if (o->kind != SRC_URL || !o->good || strcmp(o->uri, s->uri) != 0)
+        continue;
+      char *doc = malloc(o->good_len + 1);
+      if (!doc)
+        return -1;
+      memcpy(doc, o->good, o->good_len);
+      doc[o->good_len] = '\0';
+      keep_good(s, doc, o->good_len);
+      n++;
+      break;
+    }
+  }
+  return n;
+}
+
 tg_keystore *tg_keystore_new(struct event_base *base, const tg_jwt_cfg *cfg,
-                             char *err, size_t errlen) {
+                             const tg_keystore *seed, char *err,
+                             size_t errlen) {
   tg_keystore *ks = calloc(1, sizeof *ks);
   if (!ks) {
     snprintf(err, errlen, "out of memory");
@@ -461,6 +485,17 @@ tg_keystore *tg_keystore_new(struct event_base *base, const tg_jwt_cfg *cfg,
   struct timeval tv = {(time_t)(cfg->refresh_interval_ms / 1000),
                        (suseconds_t)(cfg->refresh_interval_ms % 1000) * 1000};
   event_add(ks->refresh_timer, &tv);
+  int seeded = seed_sources(ks, seed);
+  if (seeded < 0) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  if (seeded > 0) {
+    for (size_t i = 0; i < ks->nsrc; i++)
+      if (ks->src[i].kind != SRC_URL)
+        load_local(ks, &ks->src[i]);
+    publish(ks);
+  }
   refresh(ks);
   return ks;
 fail:

@@ -1,23 +1,25 @@
 #include "tg_log.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/time.h>
 #include <time.h>
 
-static tg_log_level log_level = TG_LOG_INFO;
+/* Atomic: a reload changes it while workers log. */
+static atomic_int log_level = TG_LOG_INFO;
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
 void tg_log_set_level(tg_log_level level) {
-  log_level = level;
+  atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 int tg_log_enabled(tg_log_level level) {
-  return level <= log_level;
+  return (int)level <= atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 void tg_log(tg_log_level level, const char *fmt, ...) {
-  if (level > log_level)
+  if (!tg_log_enabled(level))
     return;
   char msg[1024];
   va_list ap;

@@ -20,8 +20,10 @@
 #include "tg_authz.h"
 #include "tg_config.h"
 #include "tg_explain.h"
+#include "tg_gen.h"
 #include "tg_keystore.h"
 #include "tg_log.h"
+#include "tg_reload.h"
 #include "tg_tls.h"
 #include "tg_worker.h"
 
@@ -126,6 +128,10 @@ static int apikey_cmd(int argc, char **argv) {
   return 0;
 }
 
+static const char *env_get(const char *name) {
+  return getenv(name);
+}
+
 static void signal_cb(evutil_socket_t sig, short what, void *arg) {
   tg_app *app = arg;
   if (sig == SIGUSR1) {
@@ -146,13 +152,14 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg) {
     return;
   }
   if (sig == SIGHUP) {
-    tg_warn("SIGHUP: configuration reload is not supported yet; ignored");
+    if (!atomic_load(&app->shutting_down))
+      tg_reload_request(app->reload, "SIGHUP");
     return;
   }
   if (!atomic_exchange(&app->shutting_down, 1)) {
     tg_info("%s: stopping; calls in flight have %llu ms to finish",
             sig == SIGTERM ? "SIGTERM" : "SIGINT",
-            (unsigned long long)app->cfg->shutdown_grace_ms);
+            (unsigned long long)app->gen->cfg->shutdown_grace_ms);
     for (uint32_t i = 0; i < app->nworkers; i++)
       tg_worker_shutdown(app->workers[i]);
   } else {
@@ -174,35 +181,26 @@ static const char *addr_str(const tg_addr *a, char *buf, size_t len) {
   return buf;
 }
 
-static int run(const tg_config *cfg) {
+/* Runs the gateway with cfg (taken over), loaded from path. */
+static int run(tg_config *cfg, const char *path) {
   int rc = 1;
   tg_app app;
   memset(&app, 0, sizeof(app));
-  app.cfg = cfg;
   tg_admin *admin = NULL;
   struct event *sigs[4] = {0};
-  char err[512], a1[300], a2[300];
+  char err[1024], a1[300], a2[300];
 
-  if (build_tls(cfg, &app.server_ctx, &app.client_ctx) != 0)
-    return 1;
   app.base = event_base_new();
-  if (!app.base)
+  if (!app.base) {
+    tg_config_free(cfg);
     goto end;
-  if (cfg->authn) {
-    if (cfg->authn->jwt) {
-      app.keystore =
-          tg_keystore_new(app.base, cfg->authn->jwt, err, sizeof err);
-      if (!app.keystore) {
-        tg_err("authentication.jwt: %s", err);
-        goto end;
-      }
-    }
-    app.authn = tg_authn_new(cfg, app.keystore, err, sizeof err);
-    if (!app.authn) {
-      tg_err("%s", err);
-      goto end;
-    }
   }
+  app.gen = tg_gen_new(cfg, 1, app.base, NULL, err, sizeof err);
+  if (!app.gen) {
+    tg_err("%s", err);
+    goto end;
+  }
+  app.boot = tg_gen_ref(app.gen);
   if (cfg->audit_file) {
     app.audit =
         tg_audit_open(cfg->audit_file, cfg->audit_fail_closed, err, sizeof err);
@@ -221,9 +219,9 @@ static int run(const tg_config *cfg) {
     tg_err("logging.access_log: %s", err);
     goto end;
   }
-  app.authz = tg_authz_new(cfg, err, sizeof err);
-  if (!app.authz) {
-    tg_err("authorization: %s", err);
+  app.reload = tg_reload_new(&app, path, env_get, err, sizeof err);
+  if (!app.reload) {
+    tg_err("%s", err);
     goto end;
   }
   if (cfg->authz_mode == TG_AUTHZ_SHADOW)
@@ -315,18 +313,13 @@ end:
     tg_info("audit chain head: entry %llu, %s", (unsigned long long)seq, head);
     tg_audit_close(app.audit); /* drains: no entry is lost */
   }
-  tg_authz_free(app.authz);
-  tg_authn_free(app.authn);
-  tg_keystore_free(app.keystore);
+  tg_reload_free(app.reload);
+  if (app.gen != app.boot)
+    tg_gen_free(app.gen);
+  tg_gen_free(app.boot);
   if (app.base)
     event_base_free(app.base);
-  SSL_CTX_free(app.server_ctx);
-  SSL_CTX_free(app.client_ctx);
   return rc;
-}
-
-static const char *env_get(const char *name) {
-  return getenv(name);
 }
 
 int main(int argc, char **argv) {
@@ -424,8 +417,7 @@ int main(int argc, char **argv) {
     tg_config_free(cfg);
     return 1;
   }
-  int rc = run(cfg);
-  tg_config_free(cfg);
+  int rc = run(cfg, file);
   curl_global_cleanup();
   libevent_global_shutdown();
   return rc;

@@ -12,6 +12,7 @@
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_conn.h"
+#include "tg_gen.h"
 #include "tg_grpc.h"
 #include "tg_log.h"
 #include "tg_upstream.h"
@@ -143,6 +144,7 @@ static void relay_free(tg_relay *r) {
   tg_hdrs_clear(&r->resp_hdrs);
   tg_hdrs_clear(&r->resp_trailers);
   tg_claims_clear(&r->claims);
+  tg_gen_unref(r->gen);
   free(r);
 }
 
@@ -192,7 +194,7 @@ static int name_is(const nghttp2_nv *nv, const char *name) {
  * forward_authorization is strip. The verified subject is added when
  * configured. Returns the count or -1. */
 static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
-  const tg_config *cfg = r->w->cfg;
+  const tg_config *cfg = r->gen->cfg;
   const char *token_header =
       cfg->authn ? cfg->authn->token_header : "authorization";
   if (r->claims.subject && cfg->subject_header &&
@@ -352,26 +354,29 @@ static void submit_http_status(tg_relay *r, const char *status) {
 /* Authenticates the call once its headers are complete. Returns 0, or -1
  * when the call was answered (UNAUTHENTICATED / UNAVAILABLE). */
 static int authenticate(tg_relay *r, const char *path, size_t plen) {
-  tg_app *app = r->w->app;
+  const tg_gen *g = r->gen;
   tg_h2conn *d = r->down;
   const char *reason = "not authenticated";
-  if (!app->authn || tg_authn_is_exempt(app->authn, path, plen))
+  if (!g->authn || tg_authn_is_exempt(g->authn, path, plen))
     return 0;
-  if (d->ssl && !d->peer_claims) {
-    d->peer_claims = malloc(sizeof *d->peer_claims);
-    if (!d->peer_claims) {
+  if (d->ssl && (!d->peer_claims || d->peer_claims_gen != g->id)) {
+    if (d->peer_claims) {
+      tg_claims_clear(d->peer_claims);
+    } else if (!(d->peer_claims = malloc(sizeof *d->peer_claims))) {
       tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "out of memory");
       return -1;
     }
     tg_claims_init(d->peer_claims);
-    if (tg_authn_peer_claims(app->authn, d->ssl, d->peer_claims) != 0) {
+    d->peer_claims_gen = 0;
+    if (tg_authn_peer_claims(g->authn, d->ssl, d->peer_claims) != 0) {
       tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "out of memory");
       return -1;
     }
+    d->peer_claims_gen = g->id;
   }
   int rv =
-      tg_authn_call(app->authn, r->w->authn, &r->req_hdrs, d->ssl,
-                    d->peer_claims, (int64_t)time(NULL), &r->claims, &reason);
+      tg_authn_call(g->authn, r->w->authn, &r->req_hdrs, d->ssl, d->peer_claims,
+                    (int64_t)time(NULL), &r->claims, &reason);
   if (rv == TG_AUTHN_OK) {
     tg_debug("client %s: %.*s: authenticated as %s (credentials 0x%x, %zu "
              "namespace role(s), system role %u)",
@@ -432,7 +437,7 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
   call.have_msg = have_msg;
   call.body_extra = extra;
   tg_verdict v;
-  tg_authz_result res = tg_authz_decide(r->w->app->authz, &call, &v);
+  tg_authz_result res = tg_authz_decide(r->gen->authz, &call, &v);
   const char *peer = r->down ? r->down->peer : "?";
   switch (res) {
   case TG_AUTHZ_ALLOW:
@@ -446,10 +451,10 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
         v.shadow_denied ? TG_DECISION_SHADOW_DENIED : TG_DECISION_ALLOWED;
     snprintf(r->reason, sizeof r->reason, "%.159s", v.reason);
     snprintf(r->ns, sizeof r->ns, "%.127s", v.ns);
-    if ((v.shadow_denied || r->w->cfg->audit_include_allows) &&
+    if ((v.shadow_denied || r->gen->cfg->audit_include_allows) &&
         audit(r, v.shadow_denied ? "shadow_deny" : "allow", call.path, plen, 0,
               v.reason, v.ns) < 0 &&
-        r->w->cfg->audit_fail_closed) {
+        r->gen->cfg->audit_fail_closed) {
       tg_err("client %s: %.*s: the audit log refused the entry; call refused "
              "(audit.on_write_failure: fail_closed)",
              peer, (int)plen, call.path);
@@ -504,7 +509,7 @@ static void hold_check(tg_relay *r) {
                    "malformed gRPC message prefix");
     return;
   }
-  if (rv == 1 && msglen > r->w->cfg->max_message_bytes) {
+  if (rv == 1 && msglen > r->gen->cfg->max_message_bytes) {
     tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED,
                    "request message larger than the gateway's limit");
     return;
@@ -528,6 +533,10 @@ static void hold_check(tg_relay *r) {
 int tg_relay_down_headers_done(tg_relay *r, int end_stream) {
   size_t mlen = 0, ctlen = 0;
   r->req_hdrs_done = 1;
+  /* The call starts now: it keeps this configuration to its end, and its
+   * authentication uses the worker's token cache of the same one. */
+  if (!r->gen)
+    r->gen = tg_gen_ref(r->w->gen);
   if (end_stream)
     r->req_eof = 1;
   const char *method = tg_hdrs_get(&r->req_hdrs, ":method", &mlen);
@@ -589,7 +598,7 @@ int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
   }
   if (r->state == TG_RS_HOLD) {
     if (evbuffer_get_length(r->req_body) >
-        (size_t)r->w->cfg->max_message_bytes + TG_GRPC_PREFIX_LEN) {
+        (size_t)r->gen->cfg->max_message_bytes + TG_GRPC_PREFIX_LEN) {
       tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED,
                      "request message larger than the gateway's limit");
       return 0;

@@ -88,10 +88,10 @@ static tg_h2conn *open_conn(tg_uptarget *t) {
   c->target = t;
   snprintf(c->peer, sizeof(c->peer), "%s", t->name);
   struct bufferevent *bev;
-  if (w->app->client_ctx) {
+  if (w->gen->client_ctx) {
     const tg_upstream_tls *tls = w->cfg->upstream_tls;
     const char *name = tls->server_name ? tls->server_name : t->addr->host;
-    c->ssl = tg_tls_client_ssl_new(w->app->client_ctx, name);
+    c->ssl = tg_tls_client_ssl_new(w->gen->client_ctx, name);
     if (!c->ssl)
       goto fail;
     bev = bufferevent_openssl_socket_new(

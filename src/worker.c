@@ -107,8 +107,9 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg) {
     next = LIST_NEXT(c, link);
     tg_down_goaway(c);
   }
-  struct timeval tv = {(time_t)(w->cfg->shutdown_grace_ms / 1000),
-                       (suseconds_t)(w->cfg->shutdown_grace_ms % 1000) * 1000};
+  uint64_t grace = w->gen->cfg->shutdown_grace_ms;
+  struct timeval tv = {(time_t)(grace / 1000),
+                       (suseconds_t)(grace % 1000) * 1000};
   event_add(w->grace_ev, &tv);
   maybe_done(w);
 }
@@ -122,6 +123,44 @@ static void grace_cb(evutil_socket_t fd, short what, void *arg) {
   force_cb(fd, what, arg);
 }
 
+/* Makes g this worker's generation: a token cache for its authenticator
+ * (the old cache's entries were mapped under the old rules), then the
+ * swap. 0, or -1 (no memory: the old generation stays). */
+static int adopt(tg_worker *w, tg_gen *g) {
+  tg_authn_local *l = NULL;
+  if (g->authn && !(l = tg_authn_local_new(g->authn, &w->stats.authn)))
+    return -1;
+  tg_authn_local_free(w->authn);
+  w->authn = l;
+  tg_gen_unref(w->gen);
+  w->gen = tg_gen_ref(g);
+  return 0;
+}
+
+static void gen_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_worker *w = arg;
+  pthread_mutex_lock(&w->next_mu);
+  tg_gen *g = w->next_gen;
+  w->next_gen = NULL;
+  pthread_mutex_unlock(&w->next_mu);
+  if (!g)
+    return;
+  if (adopt(w, g) != 0)
+    tg_err("worker %d: out of memory adopting configuration %llu; keeping "
+           "%llu",
+           w->id, (unsigned long long)g->id, (unsigned long long)w->gen->id);
+  tg_gen_unref(g);
+}
+
+void tg_worker_set_gen(tg_worker *w, tg_gen *g) {
+  pthread_mutex_lock(&w->next_mu);
+  tg_gen *old = w->next_gen;
+  w->next_gen = tg_gen_ref(g);
+  pthread_mutex_unlock(&w->next_mu);
+  tg_gen_unref(old);
+  event_active(w->gen_ev, EV_READ, 0);
+}
+
 tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   tg_worker *w = calloc(1, sizeof(*w));
   if (!w) {
@@ -130,8 +169,9 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   }
   w->id = id;
   w->app = app;
-  w->cfg = app->cfg;
+  w->cfg = app->boot->cfg;
   w->listen_fd = listen_fd;
+  pthread_mutex_init(&w->next_mu, NULL);
   LIST_INIT(&w->downconns);
   w->base = event_base_new();
   if (!w->base)
@@ -139,7 +179,8 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->shutdown_ev = event_new(w->base, -1, 0, shutdown_cb, w);
   w->force_ev = event_new(w->base, -1, 0, force_cb, w);
   w->grace_ev = evtimer_new(w->base, grace_cb, w);
-  if (!w->shutdown_ev || !w->force_ev || !w->grace_ev)
+  w->gen_ev = event_new(w->base, -1, 0, gen_cb, w);
+  if (!w->shutdown_ev || !w->force_ev || !w->grace_ev || !w->gen_ev)
     goto fail;
   w->listener = evconnlistener_new(
       w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
@@ -151,7 +192,7 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->pool = tg_uppool_new(w);
   if (!w->pool)
     goto fail;
-  if (app->authn && !(w->authn = tg_authn_local_new(app->authn)))
+  if (adopt(w, app->gen) != 0)
     goto fail;
   return w;
 fail:
@@ -206,6 +247,11 @@ void tg_worker_join_free(tg_worker *w) {
   if (w->pool)
     tg_uppool_free(w->pool);
   tg_authn_local_free(w->authn);
+  tg_gen_unref(w->gen);
+  tg_gen_unref(w->next_gen);
+  if (w->gen_ev)
+    event_free(w->gen_ev);
+  pthread_mutex_destroy(&w->next_mu);
   if (w->shutdown_ev)
     event_free(w->shutdown_ev);
   if (w->force_ev)

@@ -1,0 +1,133 @@
+#include "tg_gen.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_authn.h"
+#include "tg_authz.h"
+#include "tg_tls.h"
+
+tg_gen *tg_gen_new(tg_config *cfg, uint64_t id, struct event_base *base,
+                   const tg_gen *prev, char *err, size_t errlen) {
+  tg_gen *g = calloc(1, sizeof *g);
+  if (!g) {
+    snprintf(err, errlen, "out of memory");
+    tg_config_free(cfg);
+    return NULL;
+  }
+  atomic_init(&g->refs, 1);
+  g->id = id;
+  g->cfg = cfg;
+  char why[512];
+  if (cfg->listen_tls && !(g->server_ctx = tg_tls_server_ctx_new(
+                               cfg->listen_tls, why, sizeof why))) {
+    snprintf(err, errlen, "listen.tls: %s", why);
+    goto fail;
+  }
+  if (cfg->upstream_tls && !(g->client_ctx = tg_tls_client_ctx_new(
+                                 cfg->upstream_tls, why, sizeof why))) {
+    snprintf(err, errlen, "upstream.tls: %s", why);
+    goto fail;
+  }
+  if (cfg->authn && cfg->authn->jwt) {
+    g->keystore = tg_keystore_new(
+        base, cfg->authn->jwt, prev ? prev->keystore : NULL, why, sizeof why);
+    if (!g->keystore) {
+      snprintf(err, errlen, "authentication.jwt: %s", why);
+      goto fail;
+    }
+  }
+  if (cfg->authn && !(g->authn = tg_authn_new(cfg, g->keystore, err, errlen)))
+    goto fail;
+  if (!(g->authz = tg_authz_new(cfg, why, sizeof why))) {
+    snprintf(err, errlen, "authorization: %s", why);
+    goto fail;
+  }
+  return g;
+fail:
+  atomic_store(&g->refs, 0);
+  tg_gen_free(g);
+  return NULL;
+}
+
+tg_gen *tg_gen_ref(tg_gen *g) {
+  atomic_fetch_add_explicit(&g->refs, 1, memory_order_relaxed);
+  return g;
+}
+
+void tg_gen_unref(tg_gen *g) {
+  if (g)
+    atomic_fetch_sub_explicit(&g->refs, 1, memory_order_release);
+}
+
+unsigned tg_gen_refs(const tg_gen *g) {
+  return atomic_load_explicit(&g->refs, memory_order_acquire);
+}
+
+void tg_gen_strip(tg_gen *g) {
+  tg_authz_free(g->authz);
+  tg_authn_free(g->authn);
+  tg_keystore_free(g->keystore);
+  SSL_CTX_free(g->server_ctx);
+  SSL_CTX_free(g->client_ctx);
+  g->authz = NULL;
+  g->authn = NULL;
+  g->keystore = NULL;
+  g->server_ctx = g->client_ctx = NULL;
+}
+
+void tg_gen_free(tg_gen *g) {
+  if (!g)
+    return;
+  tg_gen_strip(g);
+  tg_config_free(g->cfg);
+  free(g);
+}
+
+static int str_eq(const char *a, const char *b) {
+  return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int addr_eq(const tg_addr *a, const tg_addr *b) {
+  return a == b || (a && b && a->port == b->port && str_eq(a->host, b->host));
+}
+
+int tg_gen_restart_only(const tg_config *cur, const tg_config *next, char *err,
+                        size_t errlen) {
+  const char *what = NULL;
+  if (!addr_eq(&cur->listen_address, &next->listen_address))
+    what = "listen.address";
+  else if (!cur->listen_tls != !next->listen_tls)
+    what = "listen.tls (on or off)";
+  else if (cur->workers != next->workers)
+    what = "workers";
+  else if (!addr_eq(cur->admin_address, next->admin_address))
+    what = "admin.address";
+  else if (cur->upstream_naddresses != next->upstream_naddresses)
+    what = "upstream.addresses";
+  else if (!cur->upstream_tls != !next->upstream_tls)
+    what = "upstream.tls (on or off)";
+  else if (cur->upstream_tls && !str_eq(cur->upstream_tls->server_name,
+                                        next->upstream_tls->server_name))
+    what = "upstream.tls.server_name";
+  else if (cur->upstream_max_connections != next->upstream_max_connections)
+    what = "upstream.max_connections";
+  else if (cur->upstream_connect_timeout_ms !=
+           next->upstream_connect_timeout_ms)
+    what = "upstream.connect_timeout";
+  else if (!str_eq(cur->audit_file, next->audit_file))
+    what = "audit.file";
+  else if (!str_eq(cur->access_log, next->access_log))
+    what = "logging.access_log";
+  for (size_t i = 0; !what && i < cur->upstream_naddresses; i++)
+    if (!addr_eq(&cur->upstream_addresses[i], &next->upstream_addresses[i]))
+      what = "upstream.addresses";
+  if (!what)
+    return 0;
+  snprintf(err, errlen,
+           "%s changed: that takes a restart; the reload is refused (revert "
+           "it, or restart tgate)",
+           what);
+  return -1;
+}
