@@ -121,7 +121,8 @@ typedef enum tg_authz_mode {
   TG_AUTHZ_SHADOW = 2,  /* decide and log would-be denials, but let all pass */
 } tg_authz_mode;
 
-/* authorization.rules[i]; an empty list matches anything. */
+/* authorization.rules[i]; a list left out (n == 0) matches anything (an
+ * explicit empty list is a configuration error). */
 typedef struct tg_authz_rule_cfg {
   int allow; /* effect: allow (1) or deny (0) */
   tg_strlist methods, namespaces, subjects, task_queues, workflow_types;

@@ -1062,7 +1062,7 @@ static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
     if (r->type != YAML_SEQUENCE_NODE) {
       cfg_error(p, r,
                 "'authentication.require' must be a sequence of client_cert, "
-                "jwt, api_key (or []), not %s",
+                "jwt, api_key, plugin (or []), not %s",
                 cfg_kind(r));
     } else {
       for (yaml_node_item_t *it = r->data.sequence.items.start;

@@ -190,13 +190,14 @@ static int name_is(const nghttp2_nv *nv, const char *name) {
 
 /* The request headers that go upstream: besides hop-by-hop fields, a
  * client may not speak for tgate: temporal-principal-* and the subject
- * header tgate sets are dropped, and the credential header is dropped when
- * forward_authorization is strip. The verified subject is added when
- * configured. Returns the count or -1. */
+ * header tgate sets are dropped, and the credential headers (token_header
+ * and api_key_header) are dropped when forward_authorization is strip. The
+ * verified subject is added when configured. Returns the count or -1. */
 static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
   const tg_config *cfg = r->gen->cfg;
   const char *token_header =
       cfg->authn ? cfg->authn->token_header : "authorization";
+  const char *key_header = cfg->authn ? cfg->authn->api_key_header : NULL;
   if (r->claims.subject && cfg->subject_header &&
       tg_hdrs_add(&r->req_hdrs, (const uint8_t *)cfg->subject_header,
                   strlen(cfg->subject_header), (const uint8_t *)"", 0,
@@ -222,7 +223,7 @@ static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
       continue;
     }
     if (cfg->forward_authorization == TG_FWD_AUTH_STRIP &&
-        name_is(&nv[i], token_header))
+        (name_is(&nv[i], token_header) || name_is(&nv[i], key_header)))
       continue;
     nv[k++] = nv[i];
   }

@@ -290,7 +290,8 @@ test('tgate explain agrees with the live decision', { timeout: T }, async () => 
 });
 
 test('identity headers: client-sent temporal-principal-* and subject headers are dropped; tgate sets the verified subject', { timeout: T }, async () => {
-  const yaml = authzYaml(keys.file).replace('  mode: enforce', '  mode: enforce\n  subject_header: x-tgate-subject\n  forward_authorization: strip');
+  const yaml = authzYaml(keys.file).replace('  mode: enforce', '  mode: enforce\n  subject_header: x-tgate-subject\n  forward_authorization: strip')
+    .replace('  require: [api_key]', '  require: [api_key]\n  api_key_header: x-api-key');
   const tg3 = await h.startTgate({ upstream: fe.port, extraYaml: yaml });
   cleanups.push(() => tg3.stop());
   const s3 = await h.h2connect(tg3.port);
@@ -305,6 +306,12 @@ test('identity headers: client-sent temporal-principal-* and subject headers are
   assert.equal(seen.metadata['x-tgate-subject'], 'writer-a');
   assert.equal(seen.metadata.authorization, undefined, 'stripped by forward_authorization: strip');
   assert.equal(seen.metadata['x-keep'], 'yes');
+  // A bare key in api_key_header is a credential too: stripped as well.
+  const rk = await call('DescribeNamespace', null, describe('team-a'), { session: s3, headers: { 'x-api-key': keys.writerA } });
+  assertAllowed(rk, 'described with x-api-key');
+  const seenk = fe.calls.find((c) => c.metadata['x-marker'] === `m-${seq}`);
+  assert.equal(seenk.metadata['x-api-key'], undefined, 'api_key_header stripped by forward_authorization: strip');
+  assert.equal(seenk.metadata['x-tgate-subject'], 'writer-a');
   // Without these options the client's authorization header goes upstream unchanged.
   const r2 = await call('DescribeNamespace', keys.writerA, describe('team-a'));
   assertAllowed(r2, 'default forwarding');
