@@ -195,6 +195,22 @@ typedef struct tg_config {
    * (and the configuration itself) are checked for changes, which reload
    * it; default 2s, 0 turns watching off (SIGHUP still reloads) */
   uint64_t reload_watch_ms;
+
+  /* limits: (optional section); a call refused by one of them is answered
+   * with grpc-status 8 (RESOURCE_EXHAUSTED) */
+  /* limits.max_connections: client connections open at once, whole
+   * gateway; default 0 (no limit) */
+  uint32_t max_connections;
+  /* limits.max_header_list_size: bytes of a request's header list (names +
+   * values + 32 per field, as HTTP/2 counts), default 65536 */
+  uint32_t max_header_list_size;
+  /* limits.max_message_size: bytes of any one request message on the wire,
+   * default 64 MiB, 1 KiB..1 GiB (with authorization on, the first message
+   * is also bounded by max_message_bytes) */
+  uint32_t max_message_size;
+  /* limits.max_calls_per_subject: calls in flight at once per
+   * authenticated subject, whole gateway; default 0 (no limit) */
+  uint32_t max_calls_per_subject;
 } tg_config;
 
 /* Parses a YAML document of len bytes (need not be NUL-terminated). filename is

@@ -41,6 +41,21 @@ size_t tg_grpc_percent_encode(const char *msg, char *out, size_t outlen);
 int tg_grpc_read_prefix(const uint8_t *buf, size_t len, int *compressed,
                         uint32_t *msglen);
 
+/* Follows the message framing of one direction of a stream, chunk by
+ * chunk, to bound the size of every message. Zero-initialise. */
+typedef struct tg_grpc_scanner {
+  uint8_t prefix[TG_GRPC_PREFIX_LEN];
+  uint8_t have;       /* prefix bytes seen of the next message */
+  uint64_t remaining; /* payload bytes left of the current message */
+} tg_grpc_scanner;
+
+/* Feeds len bytes. Returns 0 while every message announced so far is at
+ * most max bytes; 1 when one announces more (*msglen gets its length); -1
+ * on a compressed flag other than 0 or 1. Once it returned non-zero the
+ * scanner is spent. */
+int tg_grpc_scan(tg_grpc_scanner *s, const uint8_t *data, size_t len,
+                 uint32_t max, uint32_t *msglen);
+
 /* Fills h (which must be empty) with a trailers-only response:
  * :status 200, content-type application/grpc, grpc-status, grpc-message.
  * Returns 0 or -1 when memory runs out. */

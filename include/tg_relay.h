@@ -22,9 +22,14 @@
 #define TG_RELAY_H
 #include "tg_types.h"
 
+/* Response header lists from the frontend (request ones: the configured
+ * limits.max_header_list_size). */
 #define TG_RELAY_MAX_HEADER_LIST (64 * 1024)
 
 tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid);
+
+/* "allowed", "denied", ... for a TG_DECISION_* (logs and metrics). */
+const char *tg_relay_decision_name(int decision);
 
 int tg_relay_down_header(tg_relay *r, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen, uint8_t flags);
@@ -36,6 +41,8 @@ int tg_relay_down_eof(tg_relay *r);
  * connection is gone (error_code NGHTTP2_CANCEL). Unlinks r from down. */
 void tg_relay_down_closed(tg_relay *r, uint32_t error_code);
 
+/* The upstream request HEADERS were sent (a deferred cancel goes now). */
+void tg_relay_up_headers_sent(tg_relay *r);
 int tg_relay_up_header(tg_relay *r, int trailer, const uint8_t *name,
                        size_t namelen, const uint8_t *value, size_t valuelen,
                        uint8_t flags);

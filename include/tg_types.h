@@ -23,6 +23,7 @@
 
 #include "tg_claims.h"
 #include "tg_config.h"
+#include "tg_grpc.h"
 #include "tg_hdrs.h"
 
 typedef struct tg_app tg_app;
@@ -58,8 +59,11 @@ struct tg_h2conn {
   LIST_ENTRY(tg_h2conn) link; /* in worker->downconns or target->conns */
   uint32_t nstreams;          /* upstream: streams we opened and not closed */
   unsigned flush_pending : 1;
-  unsigned closing : 1;     /* close once the output is written */
-  unsigned in_recv : 1;     /* inside nghttp2_session_mem_recv */
+  unsigned closing : 1; /* close once the output is written */
+  unsigned in_recv : 1; /* inside nghttp2_session_mem_recv */
+  /* downstream: accepted beyond limits.max_connections: its calls are
+   * answered RESOURCE_EXHAUSTED and it is sent GOAWAY */
+  unsigned over_limit : 1;
   uint8_t preface_seen;     /* downstream: bytes of the preface matched */
   tg_uptarget *target;      /* upstream only */
   tg_claims *peer_claims;   /* downstream: the TLS peer's claims, mapped
@@ -81,6 +85,17 @@ enum {
   TG_DECISION_INVALID,
   TG_DECISION_UNAVAILABLE,
   TG_DECISION_LOCAL,
+  TG_DECISION_LIMITED, /* refused by a limit (RESOURCE_EXHAUSTED) */
+  TG_DECISION_COUNT
+};
+
+/* The limits a call or connection can be refused by (metrics labels). */
+enum {
+  TG_LIMIT_CONNECTIONS,
+  TG_LIMIT_HEADER_LIST,
+  TG_LIMIT_MESSAGE_SIZE,
+  TG_LIMIT_CALLS_PER_SUBJECT,
+  TG_LIMIT_COUNT
 };
 
 typedef enum tg_relay_state {
@@ -121,6 +136,7 @@ struct tg_relay {
   size_t resp_preconsumed; /* response bytes already credited to the upstream */
   size_t req_bytes, resp_bytes;
   size_t req_limit; /* request bytes allowed (one message once decided) */
+  tg_grpc_scanner req_scan; /* bounds every request message's size */
 
   unsigned req_hdrs_done : 1;
   unsigned req_eof : 1;
@@ -130,5 +146,9 @@ struct tg_relay {
   unsigned down_open : 1;
   unsigned up_open : 1;
   unsigned pending : 1;
+  unsigned hdrs_too_big : 1;    /* request headers beyond the limit: dropped */
+  unsigned subject_counted : 1; /* in app->callcount until freed */
+  unsigned up_hdrs_sent : 1;    /* the upstream request HEADERS went out */
+  unsigned up_cancel : 1;       /* reset upstream once they have */
 };
 #endif

@@ -24,8 +24,10 @@ struct tg_app {
                    workers' fixed settings (w->cfg) point into it */
   tg_gen *gen;  /* main thread: the current generation */
   struct tg_reload *reload;
-  struct tg_audit *audit;  /* NULL without audit.file */
-  struct event_base *base; /* main thread: signals, admin */
+  struct tg_audit *audit;         /* NULL without audit.file */
+  struct tg_callcount *callcount; /* calls in flight per subject */
+  atomic_int conns;               /* client connections open, all workers */
+  struct event_base *base;        /* main thread: signals, admin */
   tg_worker **workers;
   uint32_t nworkers;
   atomic_int
@@ -40,7 +42,8 @@ struct tg_app {
  * (relaxed atomics: each is exact on its own, the set is not a snapshot). */
 #define TG_STATUS_BUCKETS 18 /* grpc-status 0..16, and 17: none (reset) */
 typedef struct tg_worker_stats {
-  atomic_uint_least64_t calls[8]; /* by TG_DECISION_* */
+  atomic_uint_least64_t calls[TG_DECISION_COUNT];
+  atomic_uint_least64_t limited[TG_LIMIT_COUNT]; /* refusals by TG_LIMIT_* */
   atomic_uint_least64_t status[TG_STATUS_BUCKETS];
   atomic_uint_least64_t bytes_in, bytes_out;
   atomic_uint_least64_t conns_accepted, upstream_connect_failures;

@@ -15,6 +15,7 @@
 #include "tg_audit.h"
 #include "tg_authn.h"
 #include "tg_keystore.h"
+#include "tg_relay.h"
 #include "tg_reload.h"
 #include "tg_worker.h"
 
@@ -76,9 +77,6 @@ static int cert_seconds_left(SSL_CTX *ctx, double *out) {
 
 /* Prometheus text format, version 0.0.4. */
 static void metrics(struct evhttp_request *req, tg_app *app) {
-  static const char *const decisions[] = {
-      "none",    "allowed",     "shadow_denied", "denied", "unauthenticated",
-      "invalid", "unavailable", "local"};
   struct evbuffer *b = evbuffer_new();
   if (!b) {
     evhttp_send_error(req, 500, NULL);
@@ -86,9 +84,10 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
   }
   evbuffer_add_printf(b, "# HELP tgate_calls_total Calls by tgate's decision.\n"
                          "# TYPE tgate_calls_total counter\n");
-  for (int d = 1; d < 8; d++)
+  for (int d = 1; d < TG_DECISION_COUNT; d++)
     evbuffer_add_printf(
-        b, "tgate_calls_total{decision=\"%s\"} %llu\n", decisions[d],
+        b, "tgate_calls_total{decision=\"%s\"} %llu\n",
+        tg_relay_decision_name(d),
         (unsigned long long)sum(
             app, STAT(calls) + (size_t)d * sizeof(atomic_uint_least64_t)));
   evbuffer_add_printf(b, "# HELP tgate_calls_by_status_total Calls by final "
@@ -168,6 +167,16 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
     evbuffer_add_printf(
         b, "tgate_certificate_expiry_seconds{role=\"upstream_client\"} %.0f\n",
         left);
+  static const char *const limits[TG_LIMIT_COUNT] = {
+      "connections", "header_list_size", "message_size", "calls_per_subject"};
+  evbuffer_add_printf(b, "# HELP tgate_limit_refusals_total Calls (and "
+                         "connections) refused by a limit.\n"
+                         "# TYPE tgate_limit_refusals_total counter\n");
+  for (int l = 0; l < TG_LIMIT_COUNT; l++)
+    evbuffer_add_printf(
+        b, "tgate_limit_refusals_total{limit=\"%s\"} %llu\n", limits[l],
+        (unsigned long long)sum(
+            app, STAT(limited) + (size_t)l * sizeof(atomic_uint_least64_t)));
   tg_reload_stats rs;
   tg_reload_stats_get(app->reload, &rs);
   evbuffer_add_printf(

@@ -1387,6 +1387,31 @@ static void cfg_audit(cfg_parser *p, yaml_node_t *n) {
   }
 }
 
+static void cfg_limits(cfg_parser *p, yaml_node_t *n) {
+  enum { M_CONNS, M_HDRS, M_MSG, M_SUBJ, M_N };
+  cfg_field f[M_N] = {{.name = "max_connections"},
+                      {.name = "max_header_list_size"},
+                      {.name = "max_message_size"},
+                      {.name = "max_calls_per_subject"}};
+  tg_config *cfg = p->cfg;
+  uint64_t v;
+  if (!cfg_expect_mapping(p, "limits", n))
+    return;
+  cfg_collect(p, n, "limits", f, M_N);
+  if (f[M_CONNS].val && cfg_get_uint(p, "limits.max_connections",
+                                     f[M_CONNS].val, 0, 10000000, &v))
+    cfg->max_connections = (uint32_t)v;
+  if (f[M_HDRS].val && cfg_get_uint(p, "limits.max_header_list_size",
+                                    f[M_HDRS].val, 1024, 1024 * 1024, &v))
+    cfg->max_header_list_size = (uint32_t)v;
+  if (f[M_MSG].val && cfg_get_uint(p, "limits.max_message_size", f[M_MSG].val,
+                                   1024, 1024 * 1024 * 1024, &v))
+    cfg->max_message_size = (uint32_t)v;
+  if (f[M_SUBJ].val && cfg_get_uint(p, "limits.max_calls_per_subject",
+                                    f[M_SUBJ].val, 0, 1000000, &v))
+    cfg->max_calls_per_subject = (uint32_t)v;
+}
+
 static void cfg_reload(cfg_parser *p, yaml_node_t *n) {
   enum { L_WATCH, L_N };
   cfg_field f[L_N] = {{.name = "watch_interval"}};
@@ -1410,6 +1435,7 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     R_LOGGING,
     R_AUDIT,
     R_RELOAD,
+    R_LIMITS,
     R_N
   };
   cfg_field f[R_N] = {{.name = "listen"},
@@ -1421,7 +1447,8 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
                       {.name = "authorization"},
                       {.name = "logging"},
                       {.name = "audit"},
-                      {.name = "reload"}};
+                      {.name = "reload"},
+                      {.name = "limits"}};
   uint64_t v;
 
   if (root->type != YAML_MAPPING_NODE) {
@@ -1458,6 +1485,8 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     cfg_audit(p, f[R_AUDIT].val);
   if (f[R_RELOAD].val)
     cfg_reload(p, f[R_RELOAD].val);
+  if (f[R_LIMITS].val)
+    cfg_limits(p, f[R_LIMITS].val);
 }
 
 /* Reports why libyaml failed; returns the TG_CONFIG_ERR_* code. */
@@ -1670,6 +1699,8 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   p.cfg->audit_fail_closed = 1;
   p.cfg->log_level = TG_LOG_INFO;
   p.cfg->reload_watch_ms = 2000;
+  p.cfg->max_header_list_size = 64 * 1024;
+  p.cfg->max_message_size = 64 * 1024 * 1024;
 
   rc = cfg_run(&p, buf, len, cfg_root,
                "the document is empty; expected a mapping with at least "

@@ -165,7 +165,8 @@ static int start_session(tg_h2conn *c) {
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
        c->w->gen->cfg->max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, TG_STREAM_WINDOW},
-      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       c->w->gen->cfg->max_header_list_size},
   };
   if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv,
                               sizeof(iv) / sizeof(iv[0])) != 0 ||
@@ -203,6 +204,12 @@ int tg_down_check_preface(tg_h2conn *c) {
     return -1;
   }
   c->state = TG_CS_READY;
+  if (c->over_limit) {
+    /* Its first call learns why (RESOURCE_EXHAUSTED), then it is closed;
+     * one that makes none goes at the handshake timeout. */
+    nghttp2_submit_shutdown_notice(c->session);
+    return 1;
+  }
   /* The handshake is over: a call may now wait as long as it likes (long
    * polls); the connection has no idle timeout shorter than its calls. */
   bufferevent_set_timeouts(c->bev, NULL, NULL);
@@ -253,6 +260,17 @@ void tg_down_goaway(tg_h2conn *c) {
 
 int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa, int salen) {
   (void)salen;
+  /* Beyond limits.max_connections a connection is served only to tell its
+   * first call why; beyond twice the limit it is closed at once (a flood
+   * must not cost handshakes). */
+  uint32_t max = w->gen->cfg->max_connections;
+  uint32_t open = (uint32_t)atomic_load(&w->app->conns);
+  if (max && open >= 2 * (uint64_t)max) {
+    atomic_fetch_add_explicit(&w->stats.limited[TG_LIMIT_CONNECTIONS], 1,
+                              memory_order_relaxed);
+    close(fd);
+    return -1;
+  }
   tg_h2conn *c = tg_conn_new(w, TG_CONN_DOWN);
   if (!c) {
     close(fd);
@@ -276,6 +294,13 @@ int tg_down_accept(tg_worker *w, int fd, const struct sockaddr *sa, int salen) {
     goto fail;
   LIST_INSERT_HEAD(&w->downconns, c, link);
   w->ndown++;
+  atomic_fetch_add(&w->app->conns, 1);
+  if (max && open >= max) {
+    c->over_limit = 1;
+    tg_info("client %s: over limits.max_connections (%u); its calls are "
+            "refused",
+            c->peer, max);
+  }
   atomic_fetch_add_explicit(&w->stats.conns_open, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&w->stats.conns_accepted, 1, memory_order_relaxed);
   tg_conn_attach_bev(c, bev);

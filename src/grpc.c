@@ -64,3 +64,36 @@ int tg_grpc_is_content_type(const char *v, size_t len) {
     return 0;
   return len == blen || v[blen] == '+' || v[blen] == ';';
 }
+
+int tg_grpc_scan(tg_grpc_scanner *s, const uint8_t *data, size_t len,
+                 uint32_t max, uint32_t *msglen) {
+  while (len > 0) {
+    if (s->remaining > 0) {
+      size_t n = len < s->remaining ? len : (size_t)s->remaining;
+      s->remaining -= n;
+      data += n;
+      len -= n;
+      continue;
+    }
+    size_t n = TG_GRPC_PREFIX_LEN - s->have;
+    if (n > len)
+      n = len;
+    memcpy(s->prefix + s->have, data, n);
+    s->have = (uint8_t)(s->have + n);
+    data += n;
+    len -= n;
+    if (s->have < TG_GRPC_PREFIX_LEN)
+      break;
+    int compressed;
+    uint32_t l;
+    if (tg_grpc_read_prefix(s->prefix, TG_GRPC_PREFIX_LEN, &compressed, &l) < 0)
+      return -1;
+    s->have = 0;
+    if (l > max) {
+      *msglen = l;
+      return 1;
+    }
+    s->remaining = l;
+  }
+  return 0;
+}

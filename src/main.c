@@ -18,6 +18,7 @@
 #include "tg_audit_verify.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
+#include "tg_callcount.h"
 #include "tg_config.h"
 #include "tg_explain.h"
 #include "tg_gen.h"
@@ -201,6 +202,9 @@ static int run(tg_config *cfg, const char *path) {
     goto end;
   }
   app.boot = tg_gen_ref(app.gen);
+  app.callcount = tg_callcount_new();
+  if (!app.callcount)
+    goto end;
   if (cfg->audit_file) {
     app.audit =
         tg_audit_open(cfg->audit_file, cfg->audit_fail_closed, err, sizeof err);
@@ -314,6 +318,7 @@ end:
     tg_audit_close(app.audit); /* drains: no entry is lost */
   }
   tg_reload_free(app.reload);
+  tg_callcount_free(app.callcount);
   if (app.gen != app.boot)
     tg_gen_free(app.gen);
   tg_gen_free(app.boot);

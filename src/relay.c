@@ -11,7 +11,9 @@
 #include "tg_audit.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
+#include "tg_callcount.h"
 #include "tg_conn.h"
+#include "tg_downstream.h"
 #include "tg_gen.h"
 #include "tg_grpc.h"
 #include "tg_log.h"
@@ -52,6 +54,13 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   return r;
 }
 
+const char *tg_relay_decision_name(int d) {
+  static const char *const names[TG_DECISION_COUNT] = {
+      "none",    "allowed",     "shadow_denied", "denied", "unauthenticated",
+      "invalid", "unavailable", "local",         "limited"};
+  return names[d >= 0 && d < TG_DECISION_COUNT ? d : 0];
+}
+
 /* The call's final grpc-status: what tgate answered, or the upstream's
  * trailers (or trailers-only headers); -1 when there is none. */
 static int final_status(const tg_relay *r) {
@@ -73,9 +82,6 @@ static int final_status(const tg_relay *r) {
 }
 
 static void access_log(const tg_relay *r) {
-  static const char *const decisions[] = {
-      "none",    "allowed",     "shadow_denied", "denied", "unauthenticated",
-      "invalid", "unavailable", "local"};
   static const char *const kinds[] = {"client_cert", "jwt", "api_key",
                                       "plugin"};
   struct timespec ts;
@@ -99,10 +105,10 @@ static void access_log(const tg_relay *r) {
       "{s:s, s:s, s:s?, s:o, s:s%, s:s, s:s, s:s, s:o, s:f, s:I, s:I}", "time",
       when, "peer", r->peer, "subject", r->claims.subject, "credentials", creds,
       "method", path ? path : "", plen, "namespace", r->ns, "decision",
-      decisions[r->decision < 8 ? r->decision : 0], "reason", r->reason,
-      "grpc_status", status >= 0 ? json_integer(status) : json_null(),
-      "duration_ms", (double)(now - r->t_start_ns) / 1e6, "bytes_in",
-      (json_int_t)r->req_bytes, "bytes_out", (json_int_t)r->resp_bytes);
+      tg_relay_decision_name(r->decision), "reason", r->reason, "grpc_status",
+      status >= 0 ? json_integer(status) : json_null(), "duration_ms",
+      (double)(now - r->t_start_ns) / 1e6, "bytes_in", (json_int_t)r->req_bytes,
+      "bytes_out", (json_int_t)r->resp_bytes);
   if (!o)
     return;
   if (r->rst_code)
@@ -120,8 +126,9 @@ static void access_log(const tg_relay *r) {
 static void count_call(const tg_relay *r) {
   tg_worker_stats *st = &r->w->stats;
   int status = final_status(r);
-  atomic_fetch_add_explicit(&st->calls[r->decision < 8 ? r->decision : 0], 1,
-                            memory_order_relaxed);
+  atomic_fetch_add_explicit(
+      &st->calls[r->decision < TG_DECISION_COUNT ? r->decision : 0], 1,
+      memory_order_relaxed);
   atomic_fetch_add_explicit(
       &st->status[status >= 0 && status <= 16 ? status : TG_STATUS_BUCKETS - 1],
       1, memory_order_relaxed);
@@ -143,6 +150,8 @@ static void relay_free(tg_relay *r) {
   tg_hdrs_clear(&r->req_trailers);
   tg_hdrs_clear(&r->resp_hdrs);
   tg_hdrs_clear(&r->resp_trailers);
+  if (r->subject_counted)
+    tg_callcount_release(r->w->app->callcount, r->claims.subject);
   tg_claims_clear(&r->claims);
   tg_gen_unref(r->gen);
   free(r);
@@ -277,6 +286,8 @@ static ssize_t req_read_cb(nghttp2_session *session, int32_t stream_id,
                            uint8_t *buf, size_t length, uint32_t *flags,
                            nghttp2_data_source *source, void *user_data) {
   tg_relay *r = source->ptr;
+  if (r->up_cancel)
+    return NGHTTP2_ERR_DEFERRED; /* the reset follows the HEADERS */
   ssize_t n =
       body_read(session, stream_id, buf, length, flags, r->req_body, r->req_eof,
                 &r->req_trailers, r->down, r->down_sid, &r->req_preconsumed);
@@ -332,11 +343,70 @@ void tg_relay_reply(tg_relay *r, int grpc_status, const char *msg) {
   tg_conn_schedule_flush(d);
 }
 
+/* Cancels the upstream stream. Its HEADERS may still wait in nghttp2's
+ * queue: a RST_STREAM would then go out first, for a stream the frontend
+ * never saw, and a frontend answers that with a connection error (GOAWAY
+ * PROTOCOL_ERROR) that kills every call on the connection. The reset waits
+ * for the HEADERS instead (tg_relay_up_headers_sent). */
+static void cancel_up(tg_relay *r) {
+  if (!r->up_open || !r->up)
+    return;
+  if (!r->up_hdrs_sent) {
+    r->up_cancel = 1;
+    return;
+  }
+  nghttp2_submit_rst_stream(r->up->session, NGHTTP2_FLAG_NONE, r->up_sid,
+                            NGHTTP2_CANCEL);
+  tg_conn_schedule_flush(r->up);
+}
+
+void tg_relay_up_headers_sent(tg_relay *r) {
+  r->up_hdrs_sent = 1;
+  if (r->up_cancel) {
+    r->up_cancel = 0;
+    cancel_up(r);
+  }
+}
+
+/* Ends a call tgate will not let go on: cancels it upstream if it was
+ * forwarded, then answers it with status (or, once response headers went
+ * out, resets it with rst). */
+static void stop_call(tg_relay *r, int status, uint32_t rst, const char *msg) {
+  cancel_up(r);
+  if (!r->resp_hdrs_sent) {
+    tg_relay_reply(r, status, msg);
+  } else if (r->down && r->down_open) {
+    r->state = TG_RS_LOCAL;
+    nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE, r->down_sid,
+                              rst);
+    tg_conn_schedule_flush(r->down);
+  }
+}
+
+/* Answers r with RESOURCE_EXHAUSTED for limit (a TG_LIMIT_*) and counts
+ * it. */
+static void refuse_limit(tg_relay *r, int limit, const char *msg) {
+  atomic_fetch_add_explicit(&r->w->stats.limited[limit], 1,
+                            memory_order_relaxed);
+  r->decision = TG_DECISION_LIMITED;
+  snprintf(r->reason, sizeof r->reason, "%.159s", msg);
+  tg_info("client %s: call refused: %s", r->peer, msg);
+  stop_call(r, TG_GRPC_RESOURCE_EXHAUSTED, NGHTTP2_ENHANCE_YOUR_CALM, msg);
+}
+
 int tg_relay_down_header(tg_relay *r, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen, uint8_t flags) {
   tg_hdrs *h = r->req_hdrs_done ? &r->req_trailers : &r->req_hdrs;
-  if (tg_hdrs_size(h) + namelen + valuelen + 32 > TG_RELAY_MAX_HEADER_LIST)
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  if (r->hdrs_too_big)
+    return 0;
+  if (tg_hdrs_size(h) + namelen + valuelen + 32 >
+      r->w->gen->cfg->max_header_list_size) {
+    if (r->req_hdrs_done)
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* trailers: reset */
+    /* The rest is dropped as it comes; the call is answered at its end. */
+    r->hdrs_too_big = 1;
+    return 0;
+  }
   if (tg_hdrs_add(h, name, namelen, value, valuelen,
                   flags & NGHTTP2_NV_FLAG_NO_INDEX) != 0)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -463,6 +533,17 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
       tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "audit log unavailable");
       return;
     }
+    if (r->gen->cfg->max_calls_per_subject && r->claims.subject) {
+      int cc = tg_callcount_acquire(r->w->app->callcount, r->claims.subject,
+                                    r->gen->cfg->max_calls_per_subject);
+      if (cc != 0) {
+        refuse_limit(r, TG_LIMIT_CALLS_PER_SUBJECT,
+                     cc > 0 ? "too many calls in flight for this identity"
+                            : "out of memory");
+        return;
+      }
+      r->subject_counted = 1;
+    }
     /* A unary call carries one message: nothing past it may follow. */
     r->req_limit = have_msg && msg ? TG_GRPC_PREFIX_LEN + msglen : SIZE_MAX;
     r->state = TG_RS_PENDING;
@@ -538,6 +619,17 @@ int tg_relay_down_headers_done(tg_relay *r, int end_stream) {
    * authentication uses the worker's token cache of the same one. */
   if (!r->gen)
     r->gen = tg_gen_ref(r->w->gen);
+  if (r->down->over_limit) {
+    refuse_limit(r, TG_LIMIT_CONNECTIONS,
+                 "the gateway has too many connections; try again later");
+    tg_down_goaway(r->down);
+    return 0;
+  }
+  if (r->hdrs_too_big) {
+    refuse_limit(r, TG_LIMIT_HEADER_LIST,
+                 "request header list larger than the gateway's limit");
+    return 0;
+  }
   if (end_stream)
     r->req_eof = 1;
   const char *method = tg_hdrs_get(&r->req_hdrs, ":method", &mlen);
@@ -573,6 +665,25 @@ int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
     nghttp2_session_consume(r->down->session, r->down_sid, len);
     return 0;
   }
+  uint32_t msglen = 0;
+  int sc = tg_grpc_scan(&r->req_scan, data, len, r->gen->cfg->max_message_size,
+                        &msglen);
+  if (sc != 0) {
+    nghttp2_session_consume(r->down->session, r->down_sid, len);
+    if (sc > 0) {
+      char msg[128];
+      snprintf(msg, sizeof msg,
+               "request message of %u bytes larger than the gateway's limit",
+               msglen);
+      refuse_limit(r, TG_LIMIT_MESSAGE_SIZE, msg);
+    } else {
+      r->decision = TG_DECISION_INVALID;
+      snprintf(r->reason, sizeof r->reason, "malformed gRPC message prefix");
+      stop_call(r, TG_GRPC_INVALID_ARGUMENT, NGHTTP2_PROTOCOL_ERROR,
+                "malformed gRPC message prefix");
+    }
+    return 0;
+  }
   if (evbuffer_add(r->req_body, data, len) != 0)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (r->req_bytes > r->req_limit) {
@@ -582,11 +693,7 @@ int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
             r->down->peer);
     evbuffer_drain(r->req_body, evbuffer_get_length(r->req_body));
     nghttp2_session_consume(r->down->session, r->down_sid, len);
-    if (r->up_open && r->up) {
-      nghttp2_submit_rst_stream(r->up->session, NGHTTP2_FLAG_NONE, r->up_sid,
-                                NGHTTP2_CANCEL);
-      tg_conn_schedule_flush(r->up);
-    }
+    cancel_up(r);
     if (!r->resp_hdrs_sent) {
       tg_relay_reply(r, TG_GRPC_INVALID_ARGUMENT,
                      "more than one request message on a unary call");
@@ -638,12 +745,8 @@ void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
   r->down = NULL;
   if (r->pending)
     tg_uppool_unqueue(r->w->pool, r);
-  if (r->up_open && r->up) {
-    /* The client is gone or cancelled: the upstream call is cancelled too. */
-    nghttp2_submit_rst_stream(r->up->session, NGHTTP2_FLAG_NONE, r->up_sid,
-                              NGHTTP2_CANCEL);
-    tg_conn_schedule_flush(r->up);
-  }
+  /* The client is gone or cancelled: the upstream call is cancelled too. */
+  cancel_up(r);
   if (error_code != NGHTTP2_NO_ERROR)
     tg_debug("stream %d from %s closed by client (code %u)", r->down_sid,
              d ? d->peer : "?", error_code);

@@ -327,6 +327,18 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
   return 0;
 }
 
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
+                         void *user_data) {
+  if (frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    return 0;
+  tg_relay *r =
+      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (r)
+    tg_relay_up_headers_sent(r);
+  return 0;
+}
+
 static int start_session(tg_h2conn *c) {
   nghttp2_session_callbacks *cbs;
   nghttp2_option *opt;
@@ -340,6 +352,7 @@ static int start_session(tg_h2conn *c) {
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   nghttp2_option_set_no_auto_window_update(opt, 1);
   int rv = nghttp2_session_client_new2(&c->session, cbs, c, opt);
   nghttp2_option_del(opt);

@@ -77,6 +77,7 @@ static void maybe_done(tg_worker *w) {
 void tg_worker_down_closed(tg_worker *w) {
   w->ndown--;
   atomic_fetch_sub_explicit(&w->stats.conns_open, 1, memory_order_relaxed);
+  atomic_fetch_sub(&w->app->conns, 1);
   maybe_done(w);
 }
 

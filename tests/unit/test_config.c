@@ -532,6 +532,44 @@ TG_TEST(test_authorization_full) {
                TG_CONFIG_ERR_INVALID, 2, "t.yaml:9:15:", "allow or deny");
 }
 
+TG_TEST(test_limits_and_reload) {
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+  TG_CHECK(cfg && cfg->max_connections == 0 &&
+           cfg->max_header_list_size == 65536 &&
+           cfg->max_message_size == 64 * 1024 * 1024 &&
+           cfg->max_calls_per_subject == 0 && cfg->reload_watch_ms == 2000);
+  tg_config_free(cfg);
+  cfg = NULL;
+  TG_CHECK(parse(MINIMAL "limits:\n"
+                         "  max_connections: 5000\n"
+                         "  max_header_list_size: 8192\n"
+                         "  max_message_size: 1048576\n"
+                         "  max_calls_per_subject: 200\n"
+                         "reload:\n"
+                         "  watch_interval: 0s\n",
+                 &cfg, &errors) == 0);
+  TG_CHECK(errors == NULL);
+  TG_CHECK(cfg && cfg->max_connections == 5000 &&
+           cfg->max_header_list_size == 8192 &&
+           cfg->max_message_size == 1048576 &&
+           cfg->max_calls_per_subject == 200 && cfg->reload_watch_ms == 0);
+  tg_config_free(cfg);
+  EXPECT_ERROR(MINIMAL "limits:\n  max_header_list_size: 100\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:6:25:",
+               "'limits.max_header_list_size' must be between 1024 and");
+  EXPECT_ERROR(MINIMAL "limits:\n  max_message_size: 2000000000\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:6:21:",
+               "'limits.max_message_size' must be between 1024 and");
+  EXPECT_ERROR(MINIMAL "limits:\n  max_streams: 1\n", TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:6:3:", "max_streams");
+  EXPECT_ERROR(MINIMAL "reload:\n  watch_interval: 2\n", TG_CONFIG_ERR_INVALID,
+               1, "t.yaml:6:19:", "reload.watch_interval");
+  EXPECT_ERROR(MINIMAL "reload: yes\n", TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:5:9:", "'reload' must be a mapping");
+}
+
 TG_TEST(test_workers_range) {
   EXPECT_ERROR(MINIMAL "workers: 257\n", TG_CONFIG_ERR_INVALID, 1,
                "t.yaml:5:10:", "'workers' must be between 0 and 256");
@@ -1114,6 +1152,7 @@ int main(void) {
   TG_RUN(test_empty_document);
   TG_RUN(test_authorization_mode);
   TG_RUN(test_workers_range);
+  TG_RUN(test_limits_and_reload);
   TG_RUN(test_authorization_full);
   TG_RUN(test_many_errors);
   TG_RUN(test_error_cap_and_quoting);

@@ -97,6 +97,49 @@ TG_TEST(header_list_keeps_binary_values_and_order) {
   TG_CHECK(h.n == 0 && h.arena == NULL);
 }
 
+/* Feeds buf to a fresh scanner in chunks of step bytes. */
+static int scan_in_steps(const uint8_t *buf, size_t len, size_t step,
+                         uint32_t max, uint32_t *msglen) {
+  tg_grpc_scanner sc;
+  memset(&sc, 0, sizeof sc);
+  for (size_t off = 0; off < len; off += step) {
+    size_t n = len - off < step ? len - off : step;
+    int rv = tg_grpc_scan(&sc, buf + off, n, max, msglen);
+    if (rv != 0)
+      return rv;
+  }
+  return 0;
+}
+
+TG_TEST(scanner_bounds_every_message_whatever_the_chunks) {
+  /* three messages: 3 bytes, 10 bytes, 11 bytes */
+  uint8_t buf[64];
+  size_t len = 0;
+  const uint32_t sizes[] = {3, 10, 11};
+  for (int m = 0; m < 3; m++) {
+    buf[len++] = 0;
+    buf[len++] = 0;
+    buf[len++] = 0;
+    buf[len++] = 0;
+    buf[len++] = (uint8_t)sizes[m];
+    memset(buf + len, 'x', sizes[m]);
+    len += sizes[m];
+  }
+  for (size_t step = 1; step <= len; step++) {
+    uint32_t got = 0;
+    TG_CHECK(scan_in_steps(buf, len, step, 11, &got) == 0);
+    TG_CHECK(scan_in_steps(buf, len, step, 10, &got) == 1 && got == 11);
+    TG_CHECK(scan_in_steps(buf, len, step, 9, &got) == 1 && got == 10);
+  }
+  /* a prefix announcing 4 GiB - 1, split across chunks */
+  const uint8_t huge[] = {1, 0xff, 0xff, 0xff, 0xff};
+  uint32_t got = 0;
+  TG_CHECK(scan_in_steps(huge, sizeof huge, 2, 4u << 20, &got) == 1 &&
+           got == 0xffffffffu);
+  const uint8_t bad[] = {0, 0, 0, 0, 1, 'a', 7, 0, 0, 0, 0};
+  TG_CHECK(scan_in_steps(bad, sizeof bad, 3, 100, &got) == -1);
+}
+
 int main(void) {
   TG_RUN(percent_encoding_keeps_printable_ascii);
   TG_RUN(percent_encoding_escapes_percent_and_controls);
@@ -107,5 +150,6 @@ int main(void) {
   TG_RUN(trailers_only_response_shape);
   TG_RUN(content_type_recognition);
   TG_RUN(header_list_keeps_binary_values_and_order);
+  TG_RUN(scanner_bounds_every_message_whatever_the_chunks);
   return TG_DONE();
 }
