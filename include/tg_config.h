@@ -159,6 +159,9 @@ typedef struct tg_config {
 
   /* admin: (optional section) */
   tg_addr *admin_address; /* NULL when admin is absent */
+  /* admin.metrics_max_namespaces: namespaces with a label of their own in
+   * /metrics; the rest are "other". Default 100, 0..100000 */
+  uint32_t metrics_max_namespaces;
 
   uint32_t workers; /* 0 (the default) = one per online CPU; max 256 */
   uint64_t shutdown_grace_ms; /* shutdown_grace_period, default 30s */

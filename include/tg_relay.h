@@ -41,6 +41,8 @@ int tg_relay_down_eof(tg_relay *r);
  * connection is gone (error_code NGHTTP2_CANCEL). Unlinks r from down. */
 void tg_relay_down_closed(tg_relay *r, uint32_t error_code);
 
+/* The downstream response HEADERS were sent (for the latency metrics). */
+void tg_relay_down_resp_sent(tg_relay *r);
 /* The upstream request HEADERS were sent (a deferred cancel goes now). */
 void tg_relay_up_headers_sent(tg_relay *r);
 int tg_relay_up_header(tg_relay *r, int trailer, const uint8_t *name,

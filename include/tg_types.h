@@ -124,9 +124,13 @@ struct tg_relay {
 
   /* for the access log */
   uint64_t t_start_ns; /* monotonic, when the request headers began */
-  int decision;        /* TG_DECISION_* */
-  int local_status;    /* grpc-status tgate answered with, or -1 */
-  uint32_t rst_code;   /* the client's stream ended with this reset code */
+  /* monotonic, 0 until it happened: the decision to forward, the upstream
+   * request HEADERS sent, the upstream response HEADERS received, the
+   * downstream response HEADERS sent, the upstream stream ended */
+  uint64_t t_decide_ns, t_up_sent_ns, t_up_resp_ns, t_down_resp_ns, t_up_end_ns;
+  int decision;      /* TG_DECISION_* */
+  int local_status;  /* grpc-status tgate answered with, or -1 */
+  uint32_t rst_code; /* the client's stream ended with this reset code */
   char reason[160];
   char ns[128];
   char peer[64];

@@ -17,6 +17,7 @@
 
 #include "tg_authn.h"
 #include "tg_gen.h"
+#include "tg_metrics.h"
 #include "tg_types.h"
 
 struct tg_app {
@@ -26,6 +27,7 @@ struct tg_app {
   struct tg_reload *reload;
   struct tg_audit *audit;         /* NULL without audit.file */
   struct tg_callcount *callcount; /* calls in flight per subject */
+  struct tg_nslabels *nslabels;   /* namespace labels of /metrics */
   atomic_int conns;               /* client connections open, all workers */
   struct event_base *base;        /* main thread: signals, admin */
   tg_worker **workers;
@@ -49,6 +51,9 @@ typedef struct tg_worker_stats {
   atomic_uint_least64_t conns_accepted, upstream_connect_failures;
   tg_authn_counters authn;
   atomic_int conns_open, streams_open;
+  struct tg_callstats *calls_by; /* by method, namespace, decision, status */
+  tg_hist added;                 /* tgate's own time per forwarded call */
+  tg_hist *upstream;             /* the frontend's time, by method index + 1 */
 } tg_worker_stats;
 
 struct tg_worker {

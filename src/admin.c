@@ -15,6 +15,8 @@
 #include "tg_audit.h"
 #include "tg_authn.h"
 #include "tg_keystore.h"
+#include "tg_methods.h"
+#include "tg_metrics.h"
 #include "tg_relay.h"
 #include "tg_reload.h"
 #include "tg_worker.h"
@@ -74,6 +76,129 @@ static int cert_seconds_left(SSL_CTX *ctx, double *out) {
 }
 
 #define STAT(field) offsetof(tg_worker_stats, field)
+
+/* A Prometheus label value: backslash, double quote and newline escaped. */
+static void label(struct evbuffer *b, const char *v) {
+  for (; *v; v++) {
+    if (*v == '\\' || *v == '"')
+      evbuffer_add_printf(b, "\\%c", *v);
+    else if (*v == '\n')
+      evbuffer_add(b, "\\n", 2);
+    else
+      evbuffer_add(b, v, 1);
+  }
+}
+
+/* service="...",method="..." of a method index + 1 (0: unknown). */
+static void method_labels(struct evbuffer *b, uint32_t midx) {
+  const tg_method *m = midx ? tg_method_at(midx - 1) : NULL;
+  const char *p = m ? m->path + 1 : NULL;
+  const char *slash = p ? strrchr(p, '/') : NULL;
+  if (!slash) {
+    evbuffer_add_printf(b, "service=\"unknown\",method=\"unknown\"");
+    return;
+  }
+  evbuffer_add_printf(b, "service=\"%.*s\",method=\"%s\"", (int)(slash - p), p,
+                      slash + 1);
+}
+
+static void calls_by(struct evbuffer *b, tg_app *app) {
+  tg_callstat *v = NULL;
+  size_t len = 0, cap = 0;
+  for (uint32_t i = 0; i < app->nworkers; i++)
+    if (app->workers[i] && tg_callstats_collect(app->workers[i]->stats.calls_by,
+                                                &v, &len, &cap) != 0)
+      break;
+  len = tg_callstats_merge(v, len);
+  evbuffer_add_printf(
+      b, "# HELP tgate_grpc_calls_total Calls by gRPC service and method, "
+         "namespace (\"other\" beyond admin.metrics_max_namespaces), "
+         "decision and final grpc-status (\"none\": reset).\n"
+         "# TYPE tgate_grpc_calls_total counter\n");
+  for (size_t i = 0; i < len; i++) {
+    evbuffer_add_printf(b, "tgate_grpc_calls_total{");
+    method_labels(b, v[i].method);
+    evbuffer_add_printf(b, ",namespace=\"");
+    label(b, tg_nslabels_name(app->nslabels, v[i].ns_slot));
+    if (v[i].status >= TG_STATUS_BUCKETS - 1)
+      evbuffer_add_printf(b, "\",decision=\"%s\",grpc_status=\"none\"} %llu\n",
+                          tg_relay_decision_name((int)v[i].decision),
+                          (unsigned long long)v[i].n);
+    else
+      evbuffer_add_printf(b, "\",decision=\"%s\",grpc_status=\"%u\"} %llu\n",
+                          tg_relay_decision_name((int)v[i].decision),
+                          v[i].status, (unsigned long long)v[i].n);
+  }
+  free(v);
+}
+
+/* One histogram series: the sum of the nh histograms hs (one per worker);
+ * nothing while it counted nothing. */
+static void histogram(struct evbuffer *b, const char *name,
+                      const tg_hist_spec *spec, const tg_hist *const *hs,
+                      size_t nh, const char *labels) {
+  uint64_t bucket[TG_HIST_MAX_BUCKETS + 1] = {0}, sum = 0, count = 0;
+  for (size_t i = 0; i < nh; i++) {
+    for (size_t k = 0; k <= spec->n; k++)
+      bucket[k] +=
+          atomic_load_explicit(&hs[i]->bucket[k], memory_order_relaxed);
+    sum += atomic_load_explicit(&hs[i]->sum_ns, memory_order_relaxed);
+    count += atomic_load_explicit(&hs[i]->count, memory_order_relaxed);
+  }
+  if (!count)
+    return;
+  uint64_t cum = 0;
+  for (size_t k = 0; k <= spec->n; k++) {
+    cum += bucket[k];
+    if (k < spec->n)
+      evbuffer_add_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels,
+                          *labels ? "," : "", (double)spec->le_ns[k] / 1e9,
+                          (unsigned long long)cum);
+    else
+      evbuffer_add_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
+                          *labels ? "," : "", (unsigned long long)cum);
+  }
+  const char *o = *labels ? "{" : "", *c = *labels ? "}" : "";
+  evbuffer_add_printf(b, "%s_sum%s%s%s %.9f\n%s_count%s%s%s %llu\n", name, o,
+                      labels, c, (double)sum / 1e9, name, o, labels, c,
+                      (unsigned long long)count);
+}
+
+static void latencies(struct evbuffer *b, tg_app *app) {
+  const tg_hist *hs[256];
+  size_t nh = 0;
+  for (uint32_t i = 0; i < app->nworkers && nh < 256; i++)
+    if (app->workers[i])
+      hs[nh++] = &app->workers[i]->stats.added;
+  evbuffer_add_printf(
+      b, "# HELP tgate_added_latency_seconds Time tgate itself adds to a "
+         "forwarded call: from the decision to the request leaving for the "
+         "frontend, plus from the frontend's response headers to them "
+         "leaving for the client.\n"
+         "# TYPE tgate_added_latency_seconds histogram\n");
+  histogram(b, "tgate_added_latency_seconds", &tg_hist_added, hs, nh, "");
+  evbuffer_add_printf(
+      b, "# HELP tgate_upstream_latency_seconds Time from a call's request "
+         "leaving for the frontend to the end of its response, by method.\n"
+         "# TYPE tgate_upstream_latency_seconds histogram\n");
+  size_t nm = tg_methods_count() + 1;
+  for (size_t m = 0; m < nm; m++) {
+    nh = 0;
+    for (uint32_t i = 0; i < app->nworkers && nh < 256; i++)
+      if (app->workers[i])
+        hs[nh++] = &app->workers[i]->stats.upstream[m];
+    char labels[256];
+    struct evbuffer *lb = evbuffer_new();
+    if (!lb)
+      return;
+    method_labels(lb, (uint32_t)m);
+    size_t n = evbuffer_remove(lb, labels, sizeof labels - 1);
+    labels[n] = '\0';
+    evbuffer_free(lb);
+    histogram(b, "tgate_upstream_latency_seconds", &tg_hist_upstream, hs, nh,
+              labels);
+  }
+}
 
 /* Prometheus text format, version 0.0.4. */
 static void metrics(struct evhttp_request *req, tg_app *app) {
@@ -167,6 +292,8 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
     evbuffer_add_printf(
         b, "tgate_certificate_expiry_seconds{role=\"upstream_client\"} %.0f\n",
         left);
+  calls_by(b, app);
+  latencies(b, app);
   static const char *const limits[TG_LIMIT_COUNT] = {
       "connections", "header_list_size", "message_size", "calls_per_subject"};
   evbuffer_add_printf(b, "# HELP tgate_limit_refusals_total Calls (and "

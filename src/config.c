@@ -699,13 +699,17 @@ static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
 }
 
 static void cfg_admin(cfg_parser *p, yaml_node_t *n) {
-  enum { A_ADDRESS, A_N };
-  cfg_field f[A_N] = {{.name = "address"}};
+  enum { A_ADDRESS, A_MAXNS, A_N };
+  cfg_field f[A_N] = {{.name = "address"}, {.name = "metrics_max_namespaces"}};
   tg_config *cfg = p->cfg;
+  uint64_t v;
 
   if (!cfg_expect_mapping(p, "admin", n))
     return;
   cfg_collect(p, n, "admin", f, A_N);
+  if (f[A_MAXNS].val && cfg_get_uint(p, "admin.metrics_max_namespaces",
+                                     f[A_MAXNS].val, 0, 100000, &v))
+    cfg->metrics_max_namespaces = (uint32_t)v;
   if (!f[A_ADDRESS].val) {
     cfg_missing(p, n, "admin", "address", "");
     return;
@@ -1700,6 +1704,7 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   p.cfg->log_level = TG_LOG_INFO;
   p.cfg->reload_watch_ms = 2000;
   p.cfg->max_header_list_size = 64 * 1024;
+  p.cfg->metrics_max_namespaces = 100;
   p.cfg->max_message_size = 64 * 1024 * 1024;
 
   rc = cfg_run(&p, buf, len, cfg_root,

@@ -121,11 +121,14 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id,
  * the response would make nghttp2 drop the response. */
 static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame,
                          void *user_data) {
-  if (frame->hd.type != NGHTTP2_HEADERS ||
-      !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+  if (frame->hd.type != NGHTTP2_HEADERS)
     return 0;
   tg_relay *r =
       nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+  if (r && frame->headers.cat == NGHTTP2_HCAT_RESPONSE)
+    tg_relay_down_resp_sent(r);
+  if (!(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+    return 0;
   if (r && r->state == TG_RS_LOCAL && !r->req_eof)
     nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                               NGHTTP2_NO_ERROR);

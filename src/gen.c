@@ -104,6 +104,8 @@ int tg_gen_restart_only(const tg_config *cur, const tg_config *next, char *err,
     what = "workers";
   else if (!addr_eq(cur->admin_address, next->admin_address))
     what = "admin.address";
+  else if (cur->metrics_max_namespaces != next->metrics_max_namespaces)
+    what = "admin.metrics_max_namespaces";
   else if (cur->upstream_naddresses != next->upstream_naddresses)
     what = "upstream.addresses";
   else if (!cur->upstream_tls != !next->upstream_tls)

@@ -203,7 +203,8 @@ static int run(tg_config *cfg, const char *path) {
   }
   app.boot = tg_gen_ref(app.gen);
   app.callcount = tg_callcount_new();
-  if (!app.callcount)
+  app.nslabels = tg_nslabels_new(cfg->metrics_max_namespaces);
+  if (!app.callcount || !app.nslabels)
     goto end;
   if (cfg->audit_file) {
     app.audit =
@@ -319,6 +320,7 @@ end:
   }
   tg_reload_free(app.reload);
   tg_callcount_free(app.callcount);
+  tg_nslabels_free(app.nslabels);
   if (app.gen != app.boot)
     tg_gen_free(app.gen);
   tg_gen_free(app.boot);

@@ -17,8 +17,16 @@
 #include "tg_gen.h"
 #include "tg_grpc.h"
 #include "tg_log.h"
+#include "tg_methods.h"
+#include "tg_metrics.h"
 #include "tg_upstream.h"
 #include "tg_worker.h"
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   tg_relay *r = calloc(1, sizeof(*r));
@@ -46,9 +54,7 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   r->req_limit = SIZE_MAX;
   r->local_status = -1;
   snprintf(r->peer, sizeof r->peer, "%.63s", down->peer);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  r->t_start_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+  r->t_start_ns = now_ns();
   LIST_INSERT_HEAD(&down->relays, r, down_link);
   atomic_fetch_add_explicit(&r->w->stats.streams_open, 1, memory_order_relaxed);
   return r;
@@ -126,16 +132,35 @@ static void access_log(const tg_relay *r) {
 static void count_call(const tg_relay *r) {
   tg_worker_stats *st = &r->w->stats;
   int status = final_status(r);
-  atomic_fetch_add_explicit(
-      &st->calls[r->decision < TG_DECISION_COUNT ? r->decision : 0], 1,
-      memory_order_relaxed);
-  atomic_fetch_add_explicit(
-      &st->status[status >= 0 && status <= 16 ? status : TG_STATUS_BUCKETS - 1],
-      1, memory_order_relaxed);
+  int decision = r->decision < TG_DECISION_COUNT ? r->decision : 0;
+  uint32_t sbucket =
+      status >= 0 && status <= 16 ? (uint32_t)status : TG_STATUS_BUCKETS - 1;
+  atomic_fetch_add_explicit(&st->calls[decision], 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->status[sbucket], 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&st->bytes_in, r->req_bytes, memory_order_relaxed);
   atomic_fetch_add_explicit(&st->bytes_out, r->resp_bytes,
                             memory_order_relaxed);
   atomic_fetch_sub_explicit(&st->streams_open, 1, memory_order_relaxed);
+
+  size_t plen = 0;
+  const char *path = tg_hdrs_get(&r->req_hdrs, ":path", &plen);
+  const tg_method *m = path ? tg_method_find(path, plen) : NULL;
+  uint32_t midx = m ? (uint32_t)(m - tg_method_at(0)) + 1 : 0;
+  /* Only calls let through may give a namespace a label of its own. */
+  int may_add =
+      decision == TG_DECISION_ALLOWED || decision == TG_DECISION_SHADOW_DENIED;
+  uint32_t slot =
+      tg_nslabels_slot(r->w->app->nslabels, r->ns, strlen(r->ns), may_add);
+  tg_callstats_add(st->calls_by, midx, slot, (uint32_t)decision, sbucket);
+  if (r->t_decide_ns && r->t_up_sent_ns && r->t_up_resp_ns &&
+      r->t_down_resp_ns && r->t_up_sent_ns >= r->t_decide_ns &&
+      r->t_down_resp_ns >= r->t_up_resp_ns)
+    tg_hist_observe(&st->added, &tg_hist_added,
+                    (r->t_up_sent_ns - r->t_decide_ns) +
+                        (r->t_down_resp_ns - r->t_up_resp_ns));
+  if (r->t_up_sent_ns && r->t_up_end_ns >= r->t_up_sent_ns)
+    tg_hist_observe(&st->upstream[midx], &tg_hist_upstream,
+                    r->t_up_end_ns - r->t_up_sent_ns);
 }
 
 static void relay_free(tg_relay *r) {
@@ -362,6 +387,7 @@ static void cancel_up(tg_relay *r) {
 
 void tg_relay_up_headers_sent(tg_relay *r) {
   r->up_hdrs_sent = 1;
+  r->t_up_sent_ns = now_ns();
   if (r->up_cancel) {
     r->up_cancel = 0;
     cancel_up(r);
@@ -392,6 +418,11 @@ static void refuse_limit(tg_relay *r, int limit, const char *msg) {
   snprintf(r->reason, sizeof r->reason, "%.159s", msg);
   tg_info("client %s: call refused: %s", r->peer, msg);
   stop_call(r, TG_GRPC_RESOURCE_EXHAUSTED, NGHTTP2_ENHANCE_YOUR_CALM, msg);
+}
+
+void tg_relay_down_resp_sent(tg_relay *r) {
+  if (!r->t_down_resp_ns)
+    r->t_down_resp_ns = now_ns();
 }
 
 int tg_relay_down_header(tg_relay *r, const uint8_t *name, size_t namelen,
@@ -546,6 +577,7 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
     }
     /* A unary call carries one message: nothing past it may follow. */
     r->req_limit = have_msg && msg ? TG_GRPC_PREFIX_LEN + msglen : SIZE_MAX;
+    r->t_decide_ns = now_ns();
     r->state = TG_RS_PENDING;
     tg_uppool_submit(r->w->pool, r);
     return;
@@ -799,6 +831,7 @@ static void resume_down(tg_relay *r) {
 
 int tg_relay_up_headers_done(tg_relay *r, int trailer, int end_stream) {
   if (trailer) {
+    r->t_up_end_ns = now_ns();
     r->resp_eof = 1;
     resume_down(r);
     return 0;
@@ -810,6 +843,9 @@ int tg_relay_up_headers_done(tg_relay *r, int trailer, int end_stream) {
     return 0;
   }
   r->resp_hdrs_done = 1;
+  r->t_up_resp_ns = now_ns();
+  if (end_stream)
+    r->t_up_end_ns = r->t_up_resp_ns;
   if (end_stream)
     r->resp_eof = 1;
   if (!r->down || !r->down_open || r->state != TG_RS_FORWARDING)
@@ -844,6 +880,8 @@ int tg_relay_up_data(tg_relay *r, const uint8_t *data, size_t len) {
 }
 
 int tg_relay_up_eof(tg_relay *r) {
+  if (!r->t_up_end_ns)
+    r->t_up_end_ns = now_ns();
   r->resp_eof = 1;
   resume_down(r);
   return 0;
@@ -871,6 +909,8 @@ static void up_unlink(tg_relay *r) {
 void tg_relay_up_closed(tg_relay *r, uint32_t error_code) {
   if (!r->up_open)
     return;
+  if (!r->t_up_end_ns)
+    r->t_up_end_ns = now_ns();
   up_unlink(r);
   if (r->down && r->down_open) {
     if (error_code == NGHTTP2_NO_ERROR && r->resp_eof) {

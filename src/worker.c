@@ -12,6 +12,7 @@
 #include "tg_conn.h"
 #include "tg_downstream.h"
 #include "tg_log.h"
+#include "tg_methods.h"
 #include "tg_upstream.h"
 
 int tg_worker_listen_socket(const tg_addr *addr, char *err, size_t errlen) {
@@ -193,6 +194,10 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->pool = tg_uppool_new(w);
   if (!w->pool)
     goto fail;
+  w->stats.calls_by = tg_callstats_new();
+  w->stats.upstream = calloc(tg_methods_count() + 1, sizeof(tg_hist));
+  if (!w->stats.calls_by || !w->stats.upstream)
+    goto fail;
   if (adopt(w, app->gen) != 0)
     goto fail;
   return w;
@@ -248,6 +253,8 @@ void tg_worker_join_free(tg_worker *w) {
   if (w->pool)
     tg_uppool_free(w->pool);
   tg_authn_local_free(w->authn);
+  tg_callstats_free(w->stats.calls_by);
+  free(w->stats.upstream);
   tg_gen_unref(w->gen);
   tg_gen_unref(w->next_gen);
   if (w->gen_ev)

@@ -415,6 +415,41 @@ test('/metrics: Prometheus counters move as calls are made', { timeout: T }, asy
   assert.ok((await metric(/^tgate_request_bytes_total (\d+)$/m)) > 0);
 });
 
+test('/metrics: calls by method and namespace (folded into "other" beyond the limit), latency histograms', { timeout: T }, async () => {
+  const tg7 = await h.startTgate({ upstream: fe.port, extraYaml: authzYaml(keys.file), metricsMaxNamespaces: 2 });
+  cleanups.push(() => tg7.stop());
+  const s7 = await h.h2connect(tg7.port);
+  cleanups.push(() => h.closeSessions([s7]));
+  // Denied calls with made-up namespaces first: they must not take the two labels.
+  for (const ns of ['junk-1', 'junk-2', 'junk-3']) {
+    assertDenied(await call('DescribeNamespace', keys.writerA, describe(ns), { session: s7 }), 7, ns);
+  }
+  for (const ns of ['team-a', 'team-b', 'team-c', 'team-a']) {
+    assertAllowed(await call('DescribeNamespace', keys.sysAdmin, describe(ns), { session: s7 }), ns);
+  }
+  assertDenied(await call('DescribeNamespace', keys.writerA, describe('team-b'), { session: s7 }), 7, 'team-b by writer-a');
+  let body;
+  const series = (ns, decision, st) => {
+    const re = new RegExp(`^tgate_grpc_calls_total\\{service="temporal\\.api\\.workflowservice\\.v1\\.WorkflowService",`
+      + `method="DescribeNamespace",namespace="${ns}",decision="${decision}",grpc_status="${st}"\\} (\\d+)$`, 'm');
+    const m = re.exec(body);
+    return m ? Number(m[1]) : 0;
+  };
+  await h.waitFor(async () => {
+    body = (await h.httpGet(tg7.adminPort, '/metrics')).body;
+    return series('team-a', 'allowed', 0) === 2;
+  }, 5000, 'the calls counted');
+  assert.equal(series('team-b', 'allowed', 0), 1, body);
+  assert.equal(series('other', 'allowed', 0), 1, 'team-c is the third namespace: "other"');
+  assert.equal(series('other', 'denied', 7), 3, 'denied made-up namespaces are "other"');
+  assert.equal(series('team-b', 'denied', 7), 1, 'a denied call in a labelled namespace keeps its label');
+  assert.equal(series('junk-1', 'denied', 7), 0);
+  const count = (name) => Number((new RegExp(`^${name} (\\d+)$`, 'm').exec(body) || [0, NaN])[1]);
+  assert.equal(count('tgate_added_latency_seconds_count'), 4, 'one added-latency sample per forwarded call');
+  assert.equal(count('tgate_added_latency_seconds_bucket\\{le="\\+Inf"\\}'), 4);
+  assert.equal(count('tgate_upstream_latency_seconds_count\\{service="temporal\\.api\\.workflowservice\\.v1\\.WorkflowService",method="DescribeNamespace"\\}'), 4);
+});
+
 test('audit log: denials are chained; tgate audit verify passes it and names each kind of tampering', { timeout: T }, async () => {
   const dir = h.tempDir('tgate-audit-');
   const file = path.join(dir, 'audit.jsonl');

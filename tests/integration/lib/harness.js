@@ -194,6 +194,7 @@ function tgateConfig(opts) {
   if (opts.maxConnections) lines.push(`  max_connections: ${opts.maxConnections}`);
   lines.push(`  connect_timeout: ${q(opts.connectTimeout || '2s')}`);
   if (opts.adminPort) lines.push('admin:', `  address: ${q(`127.0.0.1:${opts.adminPort}`)}`);
+  if (opts.adminPort && opts.metricsMaxNamespaces != null) lines.push(`  metrics_max_namespaces: ${opts.metricsMaxNamespaces}`);
   lines.push(`workers: ${opts.workers == null ? 2 : opts.workers}`);
   lines.push(`shutdown_grace_period: ${q(opts.grace || '5s')}`);
   if (!/^authorization:/m.test(opts.extraYaml || '')) lines.push('authorization:', '  mode: off');
