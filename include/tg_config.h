@@ -156,6 +156,12 @@ typedef struct tg_config {
                                         worker, default 8, 1..1024 */
   uint64_t
       upstream_connect_timeout_ms; /* upstream.connect_timeout, default 5s */
+  /* upstream.credentials.bearer_token_file: what tgate presents to the
+   * frontend instead of the client's credentials ("Bearer <file content>",
+   * e.g. a Temporal Cloud API key); NULL: the client's go through. */
+  char *upstream_token_file;
+  /* upstream.credentials.header, lower-cased; NULL: "authorization" */
+  char *upstream_token_header;
 
   /* admin: (optional section) */
   tg_addr *admin_address; /* NULL when admin is absent */

@@ -40,6 +40,10 @@ typedef struct tg_gen {
   tg_keystore *keystore;  /* NULL without authentication.jwt */
   struct tg_authn *authn; /* NULL without an authentication section */
   struct tg_authz *authz; /* always set */
+  /* upstream.credentials: the field tgate sends the frontend instead of
+   * the client's credentials ("Bearer <token>"); NULL without */
+  char *upstream_cred;
+  const char *upstream_cred_header; /* its name */
 } tg_gen;
 
 /* Builds a generation from cfg (taken over, also on failure). base is the

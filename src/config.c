@@ -672,12 +672,39 @@ static void cfg_upstream_tls(cfg_parser *p, yaml_node_t *n) {
               "'upstream.tls.key_file' is set but 'cert_file' is missing");
 }
 
+static void cfg_upstream_credentials(cfg_parser *p, yaml_node_t *n) {
+  enum { C_FILE, C_HEADER, C_N };
+  cfg_field f[C_N] = {{.name = "bearer_token_file"}, {.name = "header"}};
+  tg_config *cfg = p->cfg;
+  if (!cfg_expect_mapping(p, "upstream.credentials", n))
+    return;
+  cfg_collect(p, n, "upstream.credentials", f, C_N);
+  if (f[C_FILE].val)
+    cfg_get_string(p, "upstream.credentials.bearer_token_file", f[C_FILE].val,
+                   &cfg->upstream_token_file);
+  else
+    cfg_missing(p, n, "upstream.credentials", "bearer_token_file", "");
+  if (f[C_HEADER].val)
+    cfg_get_string(p, "upstream.credentials.header", f[C_HEADER].val,
+                   &cfg->upstream_token_header);
+  if (cfg->upstream_token_header) {
+    for (char *c = cfg->upstream_token_header; *c; c++)
+      if (*c >= 'A' && *c <= 'Z')
+        *c = (char)(*c - 'A' + 'a');
+    if (cfg->upstream_token_header[0] == ':')
+      cfg_error(p, f[C_HEADER].val,
+                "'upstream.credentials.header' must be a regular header "
+                "name, not a pseudo-header");
+  }
+}
+
 static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
-  enum { U_ADDRESSES, U_TLS, U_MAXCONN, U_TIMEOUT, U_N };
+  enum { U_ADDRESSES, U_TLS, U_MAXCONN, U_TIMEOUT, U_CREDS, U_N };
   cfg_field f[U_N] = {{.name = "addresses"},
                       {.name = "tls"},
                       {.name = "max_connections"},
-                      {.name = "connect_timeout"}};
+                      {.name = "connect_timeout"},
+                      {.name = "credentials"}};
   uint64_t v;
 
   if (!cfg_expect_mapping(p, "upstream", n))
@@ -696,6 +723,8 @@ static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
     cfg_get_duration(p, "upstream.connect_timeout", f[U_TIMEOUT].val, 1,
                      CFG_DAY_MS, "1ms and 24h",
                      &p->cfg->upstream_connect_timeout_ms);
+  if (f[U_CREDS].val)
+    cfg_upstream_credentials(p, f[U_CREDS].val);
 }
 
 static void cfg_admin(cfg_parser *p, yaml_node_t *n) {
@@ -2223,6 +2252,8 @@ void tg_config_free(tg_config *cfg) {
     free(cfg->upstream_tls->server_name);
     free(cfg->upstream_tls);
   }
+  free(cfg->upstream_token_file);
+  free(cfg->upstream_token_header);
   if (cfg->admin_address) {
     free(cfg->admin_address->host);
     free(cfg->admin_address);

@@ -1,5 +1,7 @@
 #include "tg_gen.h"
 
+#include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +9,46 @@
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_tls.h"
+
+#define TOKEN_MAX 16384
+
+/* Reads upstream.credentials.bearer_token_file: one token of visible ASCII,
+ * trailing white space (a final newline) ignored. Returns "Bearer <token>"
+ * (malloc'd) or NULL with the reason in err. */
+static char *read_token(const char *path, char *err, size_t errlen) {
+  FILE *f = fopen(path, "rb");
+  if (!f) {
+    snprintf(err, errlen, "upstream.credentials.bearer_token_file: %s: %s",
+             path, strerror(errno));
+    return NULL;
+  }
+  char *out = malloc(7 + TOKEN_MAX + 2);
+  size_t n = out ? fread(out + 7, 1, TOKEN_MAX + 1, f) : 0;
+  int bad = !out || ferror(f);
+  fclose(f);
+  const char *why = !out            ? "out of memory"
+                    : bad           ? "read error"
+                    : n > TOKEN_MAX ? "larger than 16 KiB"
+                                    : NULL;
+  while (!why && n > 0 &&
+         (out[7 + n - 1] == '\n' || out[7 + n - 1] == '\r' ||
+          out[7 + n - 1] == ' ' || out[7 + n - 1] == '\t'))
+    n--;
+  if (!why && n == 0)
+    why = "empty";
+  for (size_t i = 0; !why && i < n; i++)
+    if (out[7 + i] < 0x21 || out[7 + i] > 0x7e)
+      why = "the token must be one word of visible ASCII characters";
+  if (why) {
+    snprintf(err, errlen, "upstream.credentials.bearer_token_file: %s: %s",
+             path, why);
+    free(out);
+    return NULL;
+  }
+  memcpy(out, "Bearer ", 7);
+  out[7 + n] = '\0';
+  return out;
+}
 
 tg_gen *tg_gen_new(tg_config *cfg, uint64_t id, struct event_base *base,
                    const tg_gen *prev, char *err, size_t errlen) {
@@ -44,6 +86,13 @@ tg_gen *tg_gen_new(tg_config *cfg, uint64_t id, struct event_base *base,
     snprintf(err, errlen, "authorization: %s", why);
     goto fail;
   }
+  if (cfg->upstream_token_file) {
+    if (!(g->upstream_cred = read_token(cfg->upstream_token_file, err, errlen)))
+      goto fail;
+    g->upstream_cred_header = cfg->upstream_token_header
+                                  ? cfg->upstream_token_header
+                                  : "authorization";
+  }
   return g;
 fail:
   atomic_store(&g->refs, 0);
@@ -75,6 +124,10 @@ void tg_gen_strip(tg_gen *g) {
   g->authn = NULL;
   g->keystore = NULL;
   g->server_ctx = g->client_ctx = NULL;
+  if (g->upstream_cred)
+    OPENSSL_cleanse(g->upstream_cred, strlen(g->upstream_cred));
+  free(g->upstream_cred);
+  g->upstream_cred = NULL;
 }
 
 void tg_gen_free(tg_gen *g) {

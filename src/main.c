@@ -47,47 +47,6 @@ static void usage(FILE *f) {
              "       tgate --version\n");
 }
 
-/* Builds the TLS contexts the configuration asks for. 0 or -1 (printed). */
-static int build_tls(const tg_config *cfg, SSL_CTX **server, SSL_CTX **client) {
-  char err[512];
-  *server = *client = NULL;
-  if (cfg->listen_tls) {
-    *server = tg_tls_server_ctx_new(cfg->listen_tls, err, sizeof(err));
-    if (!*server) {
-      fprintf(stderr, "tgate: listen.tls: %s\n", err);
-      return -1;
-    }
-  }
-  if (cfg->upstream_tls) {
-    *client = tg_tls_client_ctx_new(cfg->upstream_tls, err, sizeof(err));
-    if (!*client) {
-      fprintf(stderr, "tgate: upstream.tls: %s\n", err);
-      SSL_CTX_free(*server);
-      *server = NULL;
-      return -1;
-    }
-  }
-  return 0;
-}
-
-/* --check-config: the authentication mappers build, and every key source
- * gives keys now (URLs are fetched, with a timeout). */
-static int check_authn(const tg_config *cfg) {
-  char err[512];
-  tg_authn *a = tg_authn_new(cfg, NULL, err, sizeof err);
-  if (!a) {
-    fprintf(stderr, "tgate: %s\n", err);
-    return -1;
-  }
-  tg_authn_free(a);
-  if (cfg->authn->jwt &&
-      tg_keystore_check(cfg->authn->jwt, err, sizeof err) != 0) {
-    fprintf(stderr, "tgate: authentication.jwt: %s\n", err);
-    return -1;
-  }
-  return 0;
-}
-
 /* tgate apikey new [--subject S] [--permission P]... [--expires DATE] */
 static int apikey_cmd(int argc, char **argv) {
   if (argc < 1 || strcmp(argv[0], "new") != 0) {
@@ -394,22 +353,25 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (check) {
-    SSL_CTX *s, *c;
-    int rv = build_tls(cfg, &s, &c);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    if (rv == 0 && cfg->authn)
-      rv = check_authn(cfg);
-    if (rv == 0) {
-      char err[512];
-      tg_authz *z = tg_authz_new(cfg, err, sizeof err);
-      if (!z) {
-        fprintf(stderr, "tgate: authorization: %s\n", err);
-        rv = -1;
-      }
-      tg_authz_free(z);
+    /* Everything a start (or a reload) builds, then the key sources, each
+     * of which must give keys now. */
+    char err[1024];
+    struct event_base *base = event_base_new();
+    int jwt = cfg->authn && cfg->authn->jwt;
+    tg_gen *g = base ? tg_gen_new(cfg, 1, base, NULL, err, sizeof err) : NULL;
+    int rv = g ? 0 : -1;
+    if (!g)
+      fprintf(stderr, "tgate: %s\n", base ? err : "no event loop");
+    if (g && jwt &&
+        tg_keystore_check(g->cfg->authn->jwt, err, sizeof err) != 0) {
+      fprintf(stderr, "tgate: authentication.jwt: %s\n", err);
+      rv = -1;
     }
-    tg_config_free(cfg);
+    if (g)
+      tg_gen_unref(g);
+    tg_gen_free(g);
+    if (base)
+      event_base_free(base);
     if (rv != 0) {
       fprintf(stderr, "tgate: configuration %s is invalid\n", file);
       return 1;

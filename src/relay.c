@@ -224,39 +224,54 @@ static int name_is(const nghttp2_nv *nv, const char *name) {
 
 /* The request headers that go upstream: besides hop-by-hop fields, a
  * client may not speak for tgate: temporal-principal-* and the subject
- * header tgate sets are dropped, and the credential headers (token_header
- * and api_key_header) are dropped when forward_authorization is strip. The
- * verified subject is added when configured. Returns the count or -1. */
+ * header tgate sets are dropped; the client's credential headers
+ * (token_header and api_key_header) are dropped when forward_authorization
+ * is strip or when tgate presents its own (upstream.credentials, which
+ * also replaces any field of that name). The verified subject and tgate's
+ * credentials are appended. Returns the count or -1. */
 static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
-  const tg_config *cfg = r->gen->cfg;
+  const tg_gen *g = r->gen;
+  const tg_config *cfg = g->cfg;
   const char *token_header =
       cfg->authn ? cfg->authn->token_header : "authorization";
   const char *key_header = cfg->authn ? cfg->authn->api_key_header : NULL;
-  if (r->claims.subject && cfg->subject_header &&
-      tg_hdrs_add(&r->req_hdrs, (const uint8_t *)cfg->subject_header,
-                  strlen(cfg->subject_header), (const uint8_t *)"", 0,
-                  NGHTTP2_NV_FLAG_NONE) != 0)
-    return -1;
+  int drop_creds =
+      cfg->forward_authorization == TG_FWD_AUTH_STRIP || g->upstream_cred;
+  size_t ours = 0; /* fields appended here: the last ones */
+  if (r->claims.subject && cfg->subject_header) {
+    if (tg_hdrs_add(&r->req_hdrs, (const uint8_t *)cfg->subject_header,
+                    strlen(cfg->subject_header),
+                    (const uint8_t *)r->claims.subject,
+                    strlen(r->claims.subject), NGHTTP2_NV_FLAG_NONE) != 0)
+      return -1;
+    ours++;
+  }
+  if (g->upstream_cred) {
+    if (tg_hdrs_add(&r->req_hdrs, (const uint8_t *)g->upstream_cred_header,
+                    strlen(g->upstream_cred_header),
+                    (const uint8_t *)g->upstream_cred, strlen(g->upstream_cred),
+                    NGHTTP2_NV_FLAG_NO_INDEX) != 0)
+      return -1;
+    ours++;
+  }
   nghttp2_nv *nv;
   ssize_t n = forward_nv(&r->req_hdrs, &nv);
   if (n < 0)
     return -1;
   size_t k = 0;
   for (size_t i = 0; i < (size_t)n; i++) {
+    if (i + ours >= (size_t)n) {
+      nv[k++] = nv[i];
+      continue;
+    }
     if (nv[i].namelen >= 19 &&
         memcmp(nv[i].name, "temporal-principal-", 19) == 0)
       continue;
-    if (name_is(&nv[i], cfg->subject_header)) {
-      /* the placeholder appended above is the last field: it carries the
-       * verified subject; any earlier one came from the client */
-      if (i + 1 == (size_t)n && r->claims.subject) {
-        nv[i].value = (uint8_t *)r->claims.subject;
-        nv[i].valuelen = strlen(r->claims.subject);
-        nv[k++] = nv[i];
-      }
+    if (name_is(&nv[i], cfg->subject_header))
       continue;
-    }
-    if (cfg->forward_authorization == TG_FWD_AUTH_STRIP &&
+    if (g->upstream_cred && name_is(&nv[i], g->upstream_cred_header))
+      continue;
+    if (drop_creds &&
         (name_is(&nv[i], token_header) || name_is(&nv[i], key_header)))
       continue;
     nv[k++] = nv[i];

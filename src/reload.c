@@ -109,6 +109,7 @@ static void watch_build(tg_reload *rl, const tg_config *cfg) {
     watch_add_str(rl, cfg->listen_tls->key_file);
     watch_add_str(rl, cfg->listen_tls->client_ca_file);
   }
+  watch_add_str(rl, cfg->upstream_token_file);
   if (cfg->upstream_tls) {
     watch_add_str(rl, cfg->upstream_tls->ca_file);
     watch_add_str(rl, cfg->upstream_tls->cert_file);

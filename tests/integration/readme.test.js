@@ -121,6 +121,7 @@ function realFiles(dir) {
   const jwk = { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', alg: 'RS256', use: 'sig' };
   fs.writeFileSync(path.join(dir, 'jwks.json'), JSON.stringify({ keys: [jwk] }));
   fs.writeFileSync(path.join(dir, 'api-keys.yaml'), yamlBlock(referenceSection(), APIKEYS_MARKER));
+  fs.writeFileSync(path.join(dir, 'cloud-api-key'), 'example-token\n');
   const nextToBinary = path.join(path.dirname(h.TGATE_BIN), 'plugins');
   const plugins = fs.existsSync(nextToBinary) ? nextToBinary : path.join(h.ROOT, 'build', 'plugins');
   return {
@@ -134,6 +135,7 @@ function realFiles(dir) {
       'jwks.json': path.join(dir, 'jwks.json'),
       'jwt-issuer.pem': path.join(dir, 'jwt-issuer.pem'),
       'api-keys.yaml': path.join(dir, 'api-keys.yaml'),
+      'cloud-api-key': path.join(dir, 'cloud-api-key'),
     },
     plugins,
     varLib: dir,

@@ -570,6 +570,28 @@ TG_TEST(test_limits_and_reload) {
                "t.yaml:5:9:", "'reload' must be a mapping");
 }
 
+TG_TEST(test_upstream_credentials) {
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(MINIMAL "  credentials:\n"
+                         "    bearer_token_file: /run/secrets/key\n"
+                         "    header: X-Cloud-Auth\n",
+                 &cfg, &errors) == 0);
+  TG_CHECK(errors == NULL);
+  TG_CHECK(cfg && str_eq(cfg->upstream_token_file, "/run/secrets/key") &&
+           str_eq(cfg->upstream_token_header, "x-cloud-auth"));
+  tg_config_free(cfg);
+  cfg = NULL;
+  TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+  TG_CHECK(cfg && !cfg->upstream_token_file && !cfg->upstream_token_header);
+  tg_config_free(cfg);
+  EXPECT_ERROR(MINIMAL "  credentials:\n    header: x\n", TG_CONFIG_ERR_INVALID,
+               1, "t.yaml:6:5:", "'bearer_token_file'");
+  EXPECT_ERROR(MINIMAL "  credentials:\n    bearer_token_file: f\n"
+                       "    header: \":authority\"\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:13:", "pseudo-header");
+}
+
 TG_TEST(test_workers_range) {
   EXPECT_ERROR(MINIMAL "workers: 257\n", TG_CONFIG_ERR_INVALID, 1,
                "t.yaml:5:10:", "'workers' must be between 0 and 256");
@@ -1153,6 +1175,7 @@ int main(void) {
   TG_RUN(test_authorization_mode);
   TG_RUN(test_workers_range);
   TG_RUN(test_limits_and_reload);
+  TG_RUN(test_upstream_credentials);
   TG_RUN(test_authorization_full);
   TG_RUN(test_many_errors);
   TG_RUN(test_error_cap_and_quoting);

@@ -193,6 +193,8 @@ function tgateConfig(opts) {
   }
   if (opts.maxConnections) lines.push(`  max_connections: ${opts.maxConnections}`);
   lines.push(`  connect_timeout: ${q(opts.connectTimeout || '2s')}`);
+  // opts.upstreamYaml: more keys of the upstream section, verbatim, indented by two spaces
+  if (opts.upstreamYaml) lines.push(opts.upstreamYaml.replace(/\n$/, ''));
   if (opts.adminPort) lines.push('admin:', `  address: ${q(`127.0.0.1:${opts.adminPort}`)}`);
   if (opts.adminPort && opts.metricsMaxNamespaces != null) lines.push(`  metrics_max_namespaces: ${opts.metricsMaxNamespaces}`);
   lines.push(`workers: ${opts.workers == null ? 2 : opts.workers}`);
