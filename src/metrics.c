@@ -164,8 +164,10 @@ static cs_cell *find_cell(tg_callstats *s, uint64_t key, int insert) {
     if (c->key == key)
       return c;
     if (c->key == 0) {
-      /* Keep a quarter free: probes stay short. */
-      if (!insert || s->used >= TG_CALLSTATS_CAPACITY * 3 / 4)
+      /* Keep a quarter free (probes stay short) but for the overflow keys
+       * (insert 2), at most decisions x statuses of them. */
+      if (!insert || s->used >= (insert == 2 ? TG_CALLSTATS_CAPACITY - 1
+                                             : TG_CALLSTATS_CAPACITY * 3 / 4))
         return NULL;
       c->key = key;
       s->used++;
@@ -181,10 +183,8 @@ void tg_callstats_add(tg_callstats *s, uint32_t method, uint32_t ns_slot,
   uint64_t key = pack(method, ns_slot, decision, status);
   pthread_mutex_lock(&s->mu);
   cs_cell *c = find_cell(s, key, 1);
-  if (!c) /* full: the overflow key always has room */
-    c = find_cell(s, pack(0, TG_NS_OTHER, decision, status), 1);
-  if (!c)
-    c = find_cell(s, pack(0, TG_NS_OTHER, 0, 17), 0);
+  if (!c) /* full: the overflow keys have room */
+    c = find_cell(s, pack(0, TG_NS_OTHER, decision, status), 2);
   if (c)
     c->n++;
   pthread_mutex_unlock(&s->mu);
