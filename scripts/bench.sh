@@ -51,8 +51,9 @@
 #   BENCH_CONNS      idle connections for the memory test (default 10000)
 #   BENCH_MICRO_S    CPU seconds per micro-benchmark run (default 2)
 #   BENCH_SPEED_S    openssl speed -seconds (default 3)
-#   BENCH_PERF=1     also record `perf record -g` of tgate-auth during one
-#                    extra hc run (not in the table) -> build/bench/perf-DATE.txt
+#   BENCH_PERF=1     also `perf record -g` tgate-auth and count syscalls per
+#                    call of tgate-auth, nghttpx and haproxy, during extra hc
+#                    runs (not in the table) -> build/bench/perf-DATE.txt
 # Needs: h2load, nghttpx, haproxy (installed with apt-get when missing and
 # running as root), node (tests/node_modules), cc, pkg-config, curl, openssl.
 # Every process it starts is stopped on exit, Ctrl-C included.
@@ -489,23 +490,42 @@ if has "$PARTS" load; then
   done
 
   if [ "${BENCH_PERF:-0}" = 1 ] && has "$TARGETS" tgate-auth && command -v perf >/dev/null; then
-    log "perf record of tgate-auth during one extra hc run (not in the table)"
-    perf record -F 999 -g -o "$WORK/perf.data" -p "${PID[tgate-auth]}" >"$WORK/perf-record.log" 2>&1 &
-    perf_pid=$!
-    STARTED[$perf_pid]=1
-    sleep 0.5
-    h2load_run tgate-auth StartWorkflowExecution "$IN/start.bin" "$N" "$C" "$M" "$WORK/perf-h2load.out" ""
-    kill -INT "$perf_pid" 2>/dev/null || true
-    wait "$perf_pid" 2>/dev/null || true
-    unset "STARTED[$perf_pid]"
+    log "perf: profile of tgate-auth, syscalls per call of tgate-auth/nghttpx/haproxy (extra hc runs, not in the table)"
     {
-      echo "# perf record -g -p tgate (tgate-auth, workers 1), hc StartWorkflowExecution"
-      echo "## self time, top symbols"
-      perf report -i "$WORK/perf.data" --no-children --stdio --sort dso,symbol 2>/dev/null |
-        grep -E '^ +[0-9]' | head -40
-      echo "## with children (inclusive), top symbols"
-      perf report -i "$WORK/perf.data" --children --stdio --sort symbol 2>/dev/null |
-        grep -E '^ +[0-9]' | head -40
+      echo "# perf, hc StartWorkflowExecution (${C}x$M, $N calls), extra runs not in the table"
+      for t in tgate-auth nghttpx haproxy; do
+        has "$TARGETS" "$t" || continue
+        pids=$(tree_pids "${PID[$t]}" | paste -sd, -)
+        perf stat -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$WORK/perf-stat-$t.txt" \
+          >/dev/null 2>&1 &
+        stat_pid=$!
+        STARTED[$stat_pid]=1
+        rec_pid=
+        if [ "$t" = tgate-auth ]; then
+          perf record -F 999 -g -o "$WORK/perf.data" -p "$pids" >"$WORK/perf-record.log" 2>&1 &
+          rec_pid=$!
+          STARTED[$rec_pid]=1
+        fi
+        sleep 0.5
+        h2load_run "$t" StartWorkflowExecution "$IN/start.bin" "$N" "$C" "$M" "$WORK/perf-h2load.out" ""
+        for p in $stat_pid $rec_pid; do
+          kill -INT "$p" 2>/dev/null || true
+          wait "$p" 2>/dev/null || true
+          unset "STARTED[$p]"
+        done
+        calls=$(sed -n 's/.* \([0-9]*\) succeeded.*/\1/p' "$WORK/perf-h2load.out")
+        awk -v t="$t" -v n="${calls:-0}" '
+          /raw_syscalls:sys_enter/ { gsub(",", "", $1); s = $1 }
+          /context-switches/ { gsub(",", "", $1); c = $1 }
+          END { if (n > 0) printf "## %s: %d calls, %.2f syscalls/call, %.3f context switches/call\n", t, n, s / n, c / n }
+        ' "$WORK/perf-stat-$t.txt"
+      done
+      echo "## tgate-auth: self time, top 40 (perf record -g -F 999)"
+      perf report -i "$WORK/perf.data" --no-children -g none --stdio --sort dso,symbol 2>/dev/null |
+        awk '/^ +[0-9]/ && n++ < 40'
+      echo "## tgate-auth: inclusive (children), top 40"
+      perf report -i "$WORK/perf.data" --children -g none --stdio --sort symbol 2>/dev/null |
+        awk '/^ +[0-9]/ && n++ < 40'
     } >"$OUT/perf-$DATE.txt"
     log "profile in $OUT/perf-$DATE.txt"
   fi
