@@ -15,12 +15,19 @@
  * relay has handed it to the other side, so a slow reader slows the writer.
  * Output is pumped only while the socket's output buffer is below
  * TG_CONN_OUTBUF_HIGH.
+ *
+ * Writes: the frames of one flush are gathered (TG_CONN_STAGE) and written
+ * with one send, directly when the socket is plaintext and nothing is
+ * queued; worker loops use epoll's changelist, so arming and disarming
+ * EPOLLOUT in one pass costs no epoll_ctl.
  */
 #ifndef TG_CONN_H
 #define TG_CONN_H
 #include "tg_types.h"
 
 #define TG_CONN_OUTBUF_HIGH (64 * 1024)
+/* Bytes of frames gathered on the stack before a write. */
+#define TG_CONN_STAGE (32 * 1024)
 #define TG_STREAM_WINDOW (256 * 1024)
 #define TG_CONN_WINDOW (64 * 1024 * 1024)
 
@@ -32,6 +39,11 @@ tg_h2conn *tg_conn_new(tg_worker *w, tg_conn_kind kind);
  * closes the connection when neither side wants more. Call only from
  * top-level callbacks of this connection. Returns -1 when c was freed. */
 int tg_conn_flush(tg_h2conn *c);
+
+/* Sends len bytes on c: at once on a plaintext socket with nothing queued
+ * (the rest, and all TLS output, through the bufferevent). 0 or -1 (no
+ * memory). Never frees c. */
+int tg_conn_write(tg_h2conn *c, const uint8_t *data, size_t len);
 
 /* Arranges for tg_conn_flush(c) to run soon from c's own event. */
 void tg_conn_schedule_flush(tg_h2conn *c);

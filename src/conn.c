@@ -6,6 +6,7 @@
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "tg_downstream.h"
 #include "tg_log.h"
@@ -46,10 +47,34 @@ void tg_conn_close(tg_h2conn *c) {
   tg_conn_schedule_flush(c);
 }
 
+/* Writes len bytes to the peer. A plaintext socket with nothing queued is
+ * written at once (no EPOLLOUT round, no epoll_ctl: the common case); what
+ * it does not take, and everything for TLS (whose bufferevent writes at
+ * once itself), goes to the bufferevent, which sends it when it can. */
+int tg_conn_write(tg_h2conn *c, const uint8_t *data, size_t len) {
+  struct evbuffer *out = bufferevent_get_output(c->bev);
+  if (!c->ssl && c->state != TG_CS_HANDSHAKE && evbuffer_get_length(out) == 0) {
+    ssize_t w =
+        send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    /* On an error the bufferevent meets it again and reports it. */
+    if (w > 0) {
+      data += w;
+      len -= (size_t)w;
+    }
+    if (len == 0)
+      return 0;
+  }
+  return bufferevent_write(c->bev, data, len);
+}
+
 int tg_conn_flush(tg_h2conn *c) {
   struct evbuffer *out = bufferevent_get_output(c->bev);
   if (c->session) {
-    while (evbuffer_get_length(out) < TG_CONN_OUTBUF_HIGH) {
+    /* Frames are gathered and written together: one send (one TLS record)
+     * per flush rather than one per frame. */
+    uint8_t stage[TG_CONN_STAGE];
+    size_t staged = 0;
+    while (evbuffer_get_length(out) + staged < TG_CONN_OUTBUF_HIGH) {
       const uint8_t *data;
       ssize_t n = nghttp2_session_mem_send(c->session, &data);
       if (n < 0) {
@@ -61,11 +86,21 @@ int tg_conn_flush(tg_h2conn *c) {
       }
       if (n == 0)
         break;
-      if (bufferevent_write(c->bev, data, (size_t)n) != 0) {
-        tg_conn_free(c);
-        return -1;
+      if (staged + (size_t)n > sizeof stage) {
+        if (tg_conn_write(c, stage, staged) != 0)
+          goto fail;
+        staged = 0;
+      }
+      if ((size_t)n > sizeof stage) {
+        if (tg_conn_write(c, data, (size_t)n) != 0)
+          goto fail;
+      } else {
+        memcpy(stage + staged, data, (size_t)n);
+        staged += (size_t)n;
       }
     }
+    if (staged && tg_conn_write(c, stage, staged) != 0)
+      goto fail;
     if (!nghttp2_session_want_read(c->session) &&
         !nghttp2_session_want_write(c->session))
       c->closing = 1;
@@ -75,6 +110,9 @@ int tg_conn_flush(tg_h2conn *c) {
     return -1;
   }
   return 0;
+fail:
+  tg_conn_free(c);
+  return -1;
 }
 
 int tg_conn_recv(tg_h2conn *c) {

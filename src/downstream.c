@@ -195,7 +195,8 @@ int tg_down_check_preface(tg_h2conn *c) {
                    memcmp(buf, "HEAD", 4) == 0 || memcmp(buf, "PUT ", 4) == 0 ||
                    memcmp(buf, "OPTI", 4) == 0 || memcmp(buf, "DELE", 4) == 0 ||
                    memcmp(buf, "PATC", 4) == 0 || memcmp(buf, "CONN", 4) == 0))
-      bufferevent_write(c->bev, http1_refusal, sizeof(http1_refusal) - 1);
+      tg_conn_write(c, (const uint8_t *)http1_refusal,
+                    sizeof(http1_refusal) - 1);
     c->closing = 1;
     return -1;
   }

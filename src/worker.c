@@ -175,7 +175,14 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->listen_fd = listen_fd;
   pthread_mutex_init(&w->next_mu, NULL);
   LIST_INIT(&w->downconns);
-  w->base = event_base_new();
+  /* The changelist folds an EPOLLOUT armed and disarmed within one loop
+   * pass (a TLS bufferevent does that on every write) into no syscall. */
+  struct event_config *ec = event_config_new();
+  if (ec)
+    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+  w->base = ec ? event_base_new_with_config(ec) : NULL;
+  if (ec)
+    event_config_free(ec);
   if (!w->base)
     goto fail;
   w->shutdown_ev = event_new(w->base, -1, 0, shutdown_cb, w);

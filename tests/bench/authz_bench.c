@@ -181,11 +181,13 @@ end:
   return rv;
 }
 
+static tg_authn_counters counters;
+
 /* A repeated token: after the first call every one is a cache hit. */
 static int run_cached(const bench *b, const char *token, size_t len,
                       double seconds, result *r) {
   tg_hdrs h;
-  tg_authn_local *l = tg_authn_local_new(b->authn);
+  tg_authn_local *l = tg_authn_local_new(b->authn, &counters);
   int rv = -1;
   if (!l || make_headers(&h, b->path, token, len) != 0)
     goto end;
@@ -235,7 +237,7 @@ static int run_fresh(const bench *b, char *tokens, double seconds, result *r) {
   double spent = 0;
   uint64_t n = 0;
   while (spent < seconds) {
-    tg_authn_local *l = tg_authn_local_new(b->authn);
+    tg_authn_local *l = tg_authn_local_new(b->authn, &counters);
     if (!l)
       goto end;
     double t0 = cpu_now();
@@ -306,7 +308,7 @@ int main(int argc, char **argv) {
 
   base = event_base_new();
   if (!base ||
-      !(ks = tg_keystore_new(base, cfg->authn->jwt, err, sizeof err))) {
+      !(ks = tg_keystore_new(base, cfg->authn->jwt, NULL, err, sizeof err))) {
     fprintf(stderr, "authz_bench: keystore: %s\n", base ? err : "no loop");
     goto end;
   }
