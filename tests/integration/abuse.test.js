@@ -154,9 +154,9 @@ function rssSampler(pid) {
  * warms it up with a well-behaved client, then runs attack(tg) while that client keeps calling
  * and RSS is sampled. Afterwards: tgate is alive, the client got >= minGood calls through
  * during the attack with none failing, RSS grew < rssBound, and once everyone is gone no
- * connection or stream is left open in tgate. Returns {result (attack's), good, base, peak}.
+ * connection or stream is left open in tgate. Returns {result (attack's), good, base, peak, tg}.
  */
-async function underAttack(t, { opts = {}, tlsOpts = null, rssBound, minGood = MIN_GOOD_CALLS, checkGood = true }, attack) {
+async function underAttack(t, { opts = {}, tlsOpts = null, rssBound, minGood = MIN_GOOD_CALLS }, attack) {
   const tg = await h.startTgate({ upstream: echo.port, workers: 1, ...opts });
   const sockets = [];
   try {
@@ -186,10 +186,8 @@ async function underAttack(t, { opts = {}, tlsOpts = null, rssBound, minGood = M
         `; upstream GOAWAYs to tgate: ${(tg.log().match(/GOAWAY received/g) || []).length}`,
     );
     await assertAlive(tg);
-    if (checkGood) {
-      assert.equal(gr.failed, 0, `the good client had failures during the attack: ${gr.errors.slice(0, 5).join('; ')}`);
-      assert.ok(gr.during >= minGood, `the good client got only ${gr.during} calls through during the attack (want >= ${minGood})`);
-    }
+    assert.equal(gr.failed, 0, `the good client had failures during the attack: ${gr.errors.slice(0, 5).join('; ')}`);
+    assert.ok(gr.during >= minGood, `the good client got only ${gr.during} calls through during the attack (want >= ${minGood})`);
     assert.ok(gr.peak - base < rssBound, `tgate RSS grew by ${mib(gr.peak - base)} MiB (bound ${mib(rssBound)} MiB)`);
     for (const s of sockets) s.destroy();
     await h.waitFor(async () => (await metric(tg, 'tgate_connections_open')) === 0, 10_000 * h.SLOW,
@@ -273,12 +271,12 @@ test('rapid reset (CVE-2023-44487): HEADERS+RST_STREAM by the thousand on one co
     `written before the close: ${runs.map((r) => r.written).join(', ')}; ` +
     `closed after ${runs.map((r) => r.ms).join(', ')} ms (${[...new Set(runs.map((r) => r.how))].join(', ')}); ` +
     `${up.streams} of ${total} streams reached the upstream`);
-  assert.ok(runs.length >= 2, 'at least two attacking connections ran');
   for (const r of runs) {
     assert.ok(r.closed, `tgate did not close a rapid-reset connection (${r.written} streams written, ${r.taken} taken)`);
     // nghttp2's limit lets a burst of 1000 resets through per connection, then about 33 a second.
     assert.ok(r.taken > 0 && r.taken <= 2000, `tgate took ${r.taken} reset streams on one connection`);
   }
+  assert.ok(runs.length >= 2, 'at least two attacking connections ran');
   assert.ok(up.streams <= total, `${up.streams} streams reached the upstream, more than the ${total} tgate took`);
 });
 
@@ -305,7 +303,8 @@ test('CONTINUATION flood: endless CONTINUATION frames close the connection at on
   const fillers = [fields, Buffer.alloc(0), Buffer.alloc(16000, 0x41)]; // fields, empty frames, garbage
   const { result: runs } = await underAttack(t, { rssBound: rssLimit(32) }, async (tg, sockets) =>
     sustain(ATTACK_MS, 200, async (i) => {
-      const c = await f.RawH2.connect(tg.port);
+      // no SETTINGS ACK from this client: it would land inside the header block
+      const c = await f.RawH2.connect(tg.port, { autoAck: false });
       sockets.push(c);
       const filler = fillers[i % fillers.length];
       const t0 = Date.now();
@@ -321,11 +320,11 @@ test('CONTINUATION flood: endless CONTINUATION frames close the connection at on
   const ms = runs.map((r) => r.ms);
   t.diagnostic(`${runs.length} connections; closed after at most ${Math.max(...runs.map((r) => r.frames))} CONTINUATION ` +
     `frames written, ${Math.min(...ms)}..${Math.max(...ms)} ms (${[...new Set(runs.map((r) => r.how))].join(', ')})`);
-  assert.ok(runs.length >= 3, 'every kind of filler ran');
   for (const r of runs) {
-    assert.ok(r.closed, 'tgate closed the connection');
+    assert.ok(r.closed, `tgate did not close the connection (${r.frames} CONTINUATION frames written)`);
     assert.ok(r.frames < 10_000, `tgate read ${r.frames} CONTINUATION frames before closing`);
   }
+  assert.ok(runs.length >= 3, 'every kind of filler ran');
   assert.equal(up.streams, 0, 'no flooded request reached the upstream');
 });
 
@@ -335,7 +334,9 @@ for (const kind of ['SETTINGS', 'PING']) {
   test(`${kind} flood from a client that never reads: the queued ACKs are bounded, the connection closed`, { timeout: T }, async (t) => {
     const one = kind === 'SETTINGS' ? f.settings([[f.S.MAX_CONCURRENT_STREAMS, 100]]) : f.ping(Buffer.from('abuse!!!'));
     const chunk = Buffer.concat(Array.from({ length: 4096 }, () => one));
-    const LIMIT = 64 * MiB; // per connection: ~4.5 million frames
+    // Per connection at most 256 MiB (~17 million frames). Before tgate's output backs up, the
+    // ACKs fill the socket buffers of both ends (about 10 MB of frames here).
+    const LIMIT = 256 * MiB;
     const { result: runs } = await underAttack(t, { rssBound: rssLimit(32) }, async (tg, sockets) =>
       sustain(ATTACK_MS, 20, async () => {
         const c = await f.RawH2.connect(tg.port, { read: false });
