@@ -13,6 +13,10 @@
  * Flow control: sessions are created with automatic WINDOW_UPDATE disabled;
  * received DATA is credited back (nghttp2_session_consume) only when the
  * relay has handed it to the other side, so a slow reader slows the writer.
+ * Exception: an upstream connection's own window is credited as response
+ * DATA arrives (only its streams' windows wait for the client), so one
+ * client that does not read cannot stall the calls of others sharing it;
+ * a client connection with more than TG_CONN_MAX_UNREAD unread is closed.
  * Output is pumped only while the socket's output buffer is below
  * TG_CONN_OUTBUF_HIGH.
  *
@@ -29,6 +33,9 @@
 /* Bytes of frames gathered on the stack before a write. */
 #define TG_CONN_STAGE (32 * 1024)
 #define TG_STREAM_WINDOW (256 * 1024)
+/* Response bytes a client connection may leave unread (in tgate's buffers)
+ * before it is closed: 256 full stream windows. */
+#define TG_CONN_MAX_UNREAD (64u * 1024 * 1024)
 #define TG_CONN_WINDOW (64 * 1024 * 1024)
 
 /* Allocates a connection of the given kind for worker w, with its flush

@@ -64,6 +64,10 @@ struct tg_h2conn {
   /* downstream: accepted beyond limits.max_connections: its calls are
    * answered RESOURCE_EXHAUSTED and it is sent GOAWAY */
   unsigned over_limit : 1;
+  unsigned kill : 1; /* close at the next flush, output or not */
+  /* downstream: response bytes received for its calls and not yet taken
+   * by it (bounded by TG_CONN_MAX_UNREAD) */
+  size_t resp_buffered;
   uint8_t preface_seen;     /* downstream: bytes of the preface matched */
   tg_uptarget *target;      /* upstream only */
   tg_claims *peer_claims;   /* downstream: the TLS peer's claims, mapped

@@ -69,6 +69,10 @@ int tg_conn_write(tg_h2conn *c, const uint8_t *data, size_t len) {
 
 int tg_conn_flush(tg_h2conn *c) {
   struct evbuffer *out = bufferevent_get_output(c->bev);
+  if (c->kill) {
+    tg_conn_free(c);
+    return -1;
+  }
   if (c->session) {
     /* Frames are gathered and written together: one send (one TLS record)
      * per flush rather than one per frame. */

@@ -281,14 +281,19 @@ static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
 }
 
 /* Credits n bytes taken from body back to the connection they came from,
- * less what was credited in advance. */
-static void credit(tg_h2conn *from, int32_t sid, size_t *preconsumed,
-                   size_t n) {
+ * less what was credited in advance: the stream's window and, unless
+ * stream_only (responses: their connection window was credited on
+ * arrival), the connection's. */
+static void credit(tg_h2conn *from, int32_t sid, size_t *preconsumed, size_t n,
+                   int stream_only) {
   size_t pre = n < *preconsumed ? n : *preconsumed;
   *preconsumed -= pre;
   n -= pre;
   if (n && from && from->session) {
-    nghttp2_session_consume(from->session, sid, n);
+    if (stream_only)
+      nghttp2_session_consume_stream(from->session, sid, n);
+    else
+      nghttp2_session_consume(from->session, sid, n);
     tg_conn_schedule_flush(from);
   }
 }
@@ -296,13 +301,13 @@ static void credit(tg_h2conn *from, int32_t sid, size_t *preconsumed,
 static ssize_t body_read(nghttp2_session *session, int32_t stream_id,
                          uint8_t *buf, size_t length, uint32_t *flags,
                          struct evbuffer *body, int eof, tg_hdrs *trailers,
-                         tg_h2conn *from, int32_t from_sid,
-                         size_t *preconsumed) {
+                         tg_h2conn *from, int32_t from_sid, size_t *preconsumed,
+                         int stream_only) {
   size_t avail = evbuffer_get_length(body);
   size_t n = avail < length ? avail : length;
   if (n) {
     evbuffer_remove(body, buf, n);
-    credit(from, from_sid, preconsumed, n);
+    credit(from, from_sid, preconsumed, n, stream_only);
   }
   if (n == avail && eof) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -330,7 +335,7 @@ static ssize_t req_read_cb(nghttp2_session *session, int32_t stream_id,
     return NGHTTP2_ERR_DEFERRED; /* the reset follows the HEADERS */
   ssize_t n =
       body_read(session, stream_id, buf, length, flags, r->req_body, r->req_eof,
-                &r->req_trailers, r->down, r->down_sid, &r->req_preconsumed);
+                &r->req_trailers, r->down, r->down_sid, &r->req_preconsumed, 0);
   return n;
 }
 
@@ -340,9 +345,12 @@ static ssize_t resp_read_cb(nghttp2_session *session, int32_t stream_id,
   tg_relay *r = source->ptr;
   ssize_t n = body_read(session, stream_id, buf, length, flags, r->resp_body,
                         r->resp_eof, &r->resp_trailers, r->up, r->up_sid,
-                        &r->resp_preconsumed);
-  if (n > 0)
+                        &r->resp_preconsumed, 1);
+  if (n > 0) {
     r->resp_bytes += (size_t)n;
+    if (r->down)
+      r->down->resp_buffered -= (size_t)n;
+  }
   return n;
 }
 
@@ -784,6 +792,8 @@ void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
   r->rst_code = error_code;
   r->down_open = 0;
   LIST_REMOVE(r, down_link);
+  if (d)
+    d->resp_buffered -= evbuffer_get_length(r->resp_body);
   if (d && d->session) {
     size_t unc = req_uncredited(r);
     if (unc)
@@ -890,6 +900,21 @@ int tg_relay_up_data(tg_relay *r, const uint8_t *data, size_t len) {
   }
   if (evbuffer_add(r->resp_body, data, len) != 0)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  /* The upstream connection is shared: its window is credited now, so a
+   * client that does not read holds back only its own streams (each by its
+   * stream window), never everyone's calls on this connection. What one
+   * client connection may leave unread is bounded instead. */
+  nghttp2_session_consume_connection(r->up->session, len);
+  tg_h2conn *d = r->down;
+  d->resp_buffered += len;
+  if (d->resp_buffered > TG_CONN_MAX_UNREAD && !d->kill) {
+    tg_warn("client %s: more than %u MiB of responses it does not read; "
+            "closing the connection",
+            d->peer, TG_CONN_MAX_UNREAD >> 20);
+    d->kill = 1;
+    tg_conn_schedule_flush(d);
+    return 0;
+  }
   resume_down(r);
   return 0;
 }
@@ -902,22 +927,14 @@ int tg_relay_up_eof(tg_relay *r) {
   return 0;
 }
 
-/* Unlinks r from its upstream connection, crediting back what the upstream
- * sent that the client has not read yet (the stream is gone, the connection
- * window must not shrink). */
+/* Unlinks r from its upstream connection (whose window was credited for
+ * every response byte on arrival). */
 static void up_unlink(tg_relay *r) {
   tg_h2conn *u = r->up;
   r->up_open = 0;
   LIST_REMOVE(r, up_link);
-  if (u) {
-    size_t len = evbuffer_get_length(r->resp_body);
-    size_t unc = len > r->resp_preconsumed ? len - r->resp_preconsumed : 0;
-    if (unc && u->session)
-      nghttp2_session_consume_connection(u->session, unc);
-    r->resp_preconsumed = len;
-    if (u->nstreams)
-      u->nstreams--;
-  }
+  if (u && u->nstreams)
+    u->nstreams--;
   r->up = NULL;
 }
 
