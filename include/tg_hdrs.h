@@ -32,6 +32,10 @@ typedef struct tg_hdrs {
 
 void tg_hdrs_init(tg_hdrs *h);
 void tg_hdrs_clear(tg_hdrs *h); /* frees everything; h may be reused */
+/* Empties h, keeping its buffers for reuse unless the arena grew beyond
+ * TG_HDRS_KEEP bytes (then as tg_hdrs_clear). */
+void tg_hdrs_reset(tg_hdrs *h);
+#define TG_HDRS_KEEP 8192
 int tg_hdrs_add(tg_hdrs *h, const uint8_t *name, size_t namelen,
                 const uint8_t *value, size_t valuelen, uint8_t flags);
 int tg_hdrs_add_str(tg_hdrs *h, const char *name, const char *value);

@@ -26,7 +26,22 @@
  * limits.max_header_list_size). */
 #define TG_RELAY_MAX_HEADER_LIST (64 * 1024)
 
+/* Relays a worker keeps for reuse after their calls end; none in sanitizer
+ * builds, so that a use after the end of a call is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TG_RELAY_SPARES 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TG_RELAY_SPARES 0
+#endif
+#endif
+#ifndef TG_RELAY_SPARES
+#define TG_RELAY_SPARES 256
+#endif
+
 tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid);
+/* Frees the worker's spare relays (at its end). */
+void tg_relay_free_spares(tg_worker *w);
 
 /* "allowed", "denied", ... for a TG_DECISION_* (logs and metrics). */
 const char *tg_relay_decision_name(int decision);

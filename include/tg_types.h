@@ -112,8 +112,9 @@ typedef enum tg_relay_state {
 
 struct tg_relay {
   tg_worker *w;
-  struct tg_gen *gen; /* the generation the call started under (a reference,
-                         taken when its headers are complete); NULL before */
+  tg_relay *next_spare; /* in the worker's list of spares */
+  struct tg_gen *gen;   /* the generation the call started under (a reference,
+                           taken when its headers are complete); NULL before */
   tg_relay_state state;
   tg_h2conn *down; /* NULL once the downstream stream or connection is gone */
   int32_t down_sid;

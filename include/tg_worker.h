@@ -71,6 +71,8 @@ struct tg_worker {
   int listen_fd;
   struct evconnlistener *listener;
   tg_uppool *pool;
+  tg_relay *spare_relays; /* ended calls' relays, for reuse */
+  uint32_t nspare_relays;
   struct tg_conn_list downconns;
   uint32_t ndown;
   tg_worker_stats stats;

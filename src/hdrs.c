@@ -14,6 +14,15 @@ void tg_hdrs_clear(tg_hdrs *h) {
   memset(h, 0, sizeof(*h));
 }
 
+void tg_hdrs_reset(tg_hdrs *h) {
+  if (h->arena_cap > TG_HDRS_KEEP) {
+    tg_hdrs_clear(h);
+    return;
+  }
+  h->n = 0;
+  h->arena_len = 0;
+}
+
 static int arena_reserve(tg_hdrs *h, size_t extra) {
   if (h->arena_len + extra <= h->arena_cap)
     return 0;

@@ -13,6 +13,7 @@
 #include "tg_downstream.h"
 #include "tg_log.h"
 #include "tg_methods.h"
+#include "tg_relay.h"
 #include "tg_upstream.h"
 
 int tg_worker_listen_socket(const tg_addr *addr, char *err, size_t errlen) {
@@ -226,6 +227,7 @@ static void *worker_main(void *arg) {
     tg_conn_free(c);
   tg_uppool_free(w->pool);
   w->pool = NULL;
+  tg_relay_free_spares(w);
   /* Let bufferevents' deferred frees run. */
   event_base_loop(w->base, EVLOOP_NONBLOCK);
   atomic_fetch_sub(&w->app->workers_running, 1);
@@ -259,6 +261,7 @@ void tg_worker_join_free(tg_worker *w) {
     evconnlistener_free(w->listener);
   if (w->pool)
     tg_uppool_free(w->pool);
+  tg_relay_free_spares(w);
   tg_authn_local_free(w->authn);
   tg_callstats_free(w->stats.calls_by);
   free(w->stats.upstream);
