@@ -15,6 +15,7 @@
 #include "tg_audit.h"
 #include "tg_authn.h"
 #include "tg_keystore.h"
+#include "tg_upstream.h"
 #include "tg_worker.h"
 
 struct tg_admin {
@@ -165,6 +166,7 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
         (unsigned long long)ks.refreshes, (unsigned long long)ks.failures,
         ks.nkeys, ks.loaded_at ? (long long)(time(NULL) - ks.loaded_at) : -1LL);
   }
+  tg_upstream_metrics(b);
   double left;
   evbuffer_add_printf(b, "# HELP tgate_certificate_expiry_seconds Seconds "
                          "until a certificate tgate presents expires.\n"

@@ -709,8 +709,8 @@ static void cfg_upstream_health(cfg_parser *p, yaml_node_t *n) {
     cfg->upstream_hc_timeout_ms = cfg->upstream_hc_interval_ms;
   }
   yaml_node_t *sv = f[H_SERVICE].val;
-  if (sv && cfg_expect_scalar(p, "upstream.health_check.service", sv,
-                              "a string")) {
+  if (sv &&
+      cfg_expect_scalar(p, "upstream.health_check.service", sv, "a string")) {
     size_t len = sv->data.scalar.length;
     char *s;
     if (len > TG_HC_MAX_SERVICE) {
@@ -747,13 +747,11 @@ static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
     U_RESOLV_CONF,
     U_N
   };
-  cfg_field f[U_N] = {{.name = "addresses"},
-                      {.name = "tls"},
-                      {.name = "max_connections"},
-                      {.name = "connect_timeout"},
-                      {.name = "health_check"},
-                      {.name = "dns_refresh_interval"},
-                      {.name = "resolv_conf"}};
+  cfg_field f[U_N] = {
+      {.name = "addresses"},       {.name = "tls"},
+      {.name = "max_connections"}, {.name = "connect_timeout"},
+      {.name = "health_check"},    {.name = "dns_refresh_interval"},
+      {.name = "resolv_conf"}};
   uint64_t v;
 
   if (!cfg_expect_mapping(p, "upstream", n))
