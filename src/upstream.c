@@ -249,8 +249,9 @@ static uint32_t live_conns(const tg_uptarget *t) {
 static uint64_t target_load(const tg_uptarget *t) {
   uint64_t n = 0;
   tg_h2conn *c;
-  LIST_FOREACH(c, &t->conns, link)
-  n += c->nstreams;
+  LIST_FOREACH(c, &t->conns, link) {
+    n += c->nstreams;
+  }
   return n;
 }
 
