@@ -397,7 +397,8 @@ static tg_h2conn *open_conn(tg_uptarget *t) {
   }
   if (bufferevent_socket_connect(bev, (const struct sockaddr *)&a->ss,
                                  (int)a->len) != 0) {
-    snprintf(c->reason, sizeof(c->reason), "connect failed");
+    snprintf(c->reason, sizeof(c->reason), "%s",
+             evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     tg_conn_free(c);
     return NULL;
   }

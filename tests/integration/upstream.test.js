@@ -309,6 +309,34 @@ test('a frontend answering NOT_SERVING is ejected and comes back when it serves 
   await g.stop();
 });
 
+test('health checks over TLS (mTLS frontends)', { timeout: T }, async () => {
+  const c = h.certs();
+  const fes = [];
+  for (let i = 0; i < 2; i++) {
+    const fe = await startFrontend({
+      host: '127.0.0.1',
+      port: 0,
+      tls: { cert: c.file('server.pem'), key: c.file('server.key'), ca: c.file('ca.pem'), requireClientCert: true },
+    });
+    cleanups.push(() => fe.close());
+    fes.push(fe);
+  }
+  const addrs = fes.map((fe) => `127.0.0.1:${fe.port}`);
+  const g = await startGate({ upstream: fes.map((fe) => fe.port), upstreamTls: true, workers: 1 }, HC_YAML('200ms'));
+  for (const a of addrs) await waitMetric(g, 'tgate_upstream_healthy', a, (v) => v === 1, 'is 1');
+  const check = fes[1].calls.find((x) => x.method === 'Check');
+  assert.equal(check.authority, addrs[1], ':authority of the check is the address');
+  fes[0].setServing(false);
+  await waitMetric(g, 'tgate_upstream_healthy', addrs[0], (v) => v === 0, 'is 0');
+  const s = await h.h2connect(g.port);
+  cleanups.push(() => h.closeSessions([s]));
+  for (const fe of fes) fe.reset();
+  for (let i = 0; i < 6; i++) assert.equal((await h.unaryCall(s, PATH, h.describeNs('default'))).status, 0);
+  assert.equal(fes[0].calls.filter((x) => x.service === h.WS).length, 0);
+  assert.equal(fes[1].calls.filter((x) => x.service === h.WS).length, 6);
+  await g.stop();
+});
+
 test('a frontend that does not answer its health check in time is ejected', { timeout: T }, async () => {
   const echos = [await startEcho(), await startEcho()];
   for (const e of echos) cleanups.push(() => e.close());
