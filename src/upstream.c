@@ -694,6 +694,9 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
     connect_failed(t, reason);
     if (live_conns(t) == 0)
       schedule_retry(t, t->backoff_until_ms - now_ms());
+    /* calls waiting for this lookup may have nowhere else to go */
+    if (!t->in_resolve && !TAILQ_EMPTY(&p->pending))
+      tg_uppool_kick(p);
     return;
   }
   BUMP(t->stat->dns_ok);
@@ -720,8 +723,9 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
     memcpy(t->addrs, got, n * sizeof(got[0]));
     t->naddrs = n;
     t->cur_addr = cur;
-    drain_stale(t);
   }
+  /* every time, for a connection that raced with a change */
+  drain_stale(t);
   if (live_conns(t) == 0 && t->backoff_until_ms <= now_ms()) {
     open_conn(t);
     if (!t->in_resolve && !TAILQ_EMPTY(&p->pending))
