@@ -100,6 +100,7 @@ struct tg_uppool {
   int nready;
   int checks; /* health checks on */
   int panic;  /* no target takes calls: every connected one is used */
+  int panic_warned;
   /* scratch for the balancing choice, one entry per target */
   uint64_t *load;
   unsigned char *eligible;
@@ -262,19 +263,22 @@ static void update_panic(tg_uppool *p) {
     if (p->targets[i].nready > 0 && !p->targets[i].hc.answered)
       answered = 0;
   }
-  if (p->panic == !any)
-    return;
   p->panic = !any;
-  /* Only worth a warning when frontends are connected and were checked:
-   * at start, and when every one is down, calls fail anyway. */
-  if (!p->checks || p->nready == 0)
-    return;
-  tg_log(p->panic && answered ? TG_LOG_WARN : TG_LOG_DEBUG,
-         p->panic ? "worker %d: no upstream frontend passes its health check; "
-                    "calls go to every connected one (fail-open)"
-                  : "worker %d: an upstream frontend is healthy again; calls "
-                    "go to healthy frontends only",
-         p->w->id);
+  if (!p->panic && p->panic_warned) {
+    p->panic_warned = 0;
+    tg_info("worker %d: an upstream frontend is healthy again; calls go to "
+            "healthy frontends only",
+            p->w->id);
+  }
+  /* Worth a warning once frontends are connected and were checked (at start
+   * they are not yet; when none is connected, calls fail anyway). */
+  if (p->panic && !p->panic_warned && p->checks && p->nready > 0 && answered &&
+      !p->shutting_down) {
+    p->panic_warned = 1;
+    tg_warn("worker %d: no upstream frontend passes its health check; calls "
+            "go to every connected one (fail-open)",
+            p->w->id);
+  }
 }
 
 /* Brings the shared counts in line with the target's state. */
@@ -797,6 +801,7 @@ static void hc_result(tg_uptarget *t, int ok, const char *why) {
            t->name, p->w->id, why, t->hc.fail_run);
     if (t->hc.fail_run >= cfg->upstream_hc_unhealthy_threshold)
       eject(t, why);
+    update_panic(p);
   }
   /* An ejected target is checked again after a backoff that grows with
    * its failures, up to the interval. */

@@ -310,6 +310,28 @@ test('a frontend answering NOT_SERVING is ejected and comes back when it serves 
   await g.stop();
 });
 
+test('frontends failing their checks from the start: calls flow fail-open; not ready', { timeout: T }, async () => {
+  const echos = [await startEcho(), await startEcho()];
+  for (const e of echos) {
+    cleanups.push(() => e.close());
+    e.setServing(false);
+  }
+  const g = await startGate({ upstream: echos.map((e) => e.port), workers: 1 }, HC_YAML('200ms'), { waitReady: false });
+  await h.waitFor(() => /calls go to every connected one \(fail-open\)/.test(g.log()), 5000 * h.SLOW, 'the fail-open warning');
+  assert.equal(await ready(g), 503);
+  const s = await h.h2connect(g.port);
+  cleanups.push(() => h.closeSessions([s]));
+  for (let i = 0; i < 6; i++) assert.equal((await echoCall(s, `f-${i}`)).status, 0);
+  assert.ok(echos.every((e) => e.streams.length > 0), 'both frontends take calls');
+  echos[1].setServing(true);
+  await h.waitFor(async () => (await ready(g)) === 200, 5000 * h.SLOW, 'ready once one frontend passes');
+  for (const e of echos) e.reset();
+  for (let i = 0; i < 6; i++) assert.equal((await echoCall(s, `g-${i}`)).status, 0);
+  assert.deepEqual(echos.map((e) => e.streams.length), [0, 6], 'then only the healthy one');
+  assert.match(g.log(), /an upstream frontend is healthy again; calls go to healthy frontends only/);
+  await g.stop();
+});
+
 test('health checks over TLS (mTLS frontends)', { timeout: T }, async () => {
   const c = h.certs();
   const fes = [];
