@@ -20,7 +20,8 @@
  * target, to its least busy connection (tg_up_pick is the choice).
  *
  * Health and ejection: a target that takes no new calls is "ejected"; calls
- * already on it are never cancelled by that. Every target starts ejected.
+ * already on it are never cancelled by that. Every target starts ejected
+ * (fail-open, below, serves the first calls until one is admitted).
  * - With health checks (upstream.health_check; on by default when there are
  *   two or more addresses) tgate sends grpc.health.v1.Health/Check for the
  *   configured service on one of the target's connections every interval
@@ -30,8 +31,9 @@
  *   unhealthy_threshold failing ones, by losing a connection it had not
  *   closed itself (no GOAWAY), or by failing to connect while it has no
  *   working connection. An ejected target is checked again after a backoff
- *   (100 ms doubling with each failure, at most the interval) and comes
- *   back once it passes healthy_threshold checks.
+ *   (100 ms doubled for each failed check in a row, with jitter, at most the
+ *   interval) and comes back once it passes healthy_threshold checks in a
+ *   row; a frontend's REFUSED_STREAM (it is going away) is not a result.
  * - Without health checks a target is admitted when a connection becomes
  *   READY and ejected when its last working connection is lost or a
  *   connection attempt fails while it has none.
