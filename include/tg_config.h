@@ -162,6 +162,25 @@ typedef struct tg_config {
   char *upstream_token_file;
   /* upstream.credentials.header, lower-cased; NULL: "authorization" */
   char *upstream_token_header;
+  /* upstream.health_check.enabled: 1, 0, or -1 (the default: on when there
+   * are two or more addresses) */
+  int upstream_hc_enabled;
+  /* upstream.health_check.interval, default 10s, 100ms..1h */
+  uint64_t upstream_hc_interval_ms;
+  /* upstream.health_check.timeout, default 2s, 1ms..interval */
+  uint64_t upstream_hc_timeout_ms;
+  /* upstream.health_check.service, default Temporal's WorkflowService
+   * (never NULL; "" asks about the whole server) */
+  char *upstream_hc_service;
+  /* upstream.health_check.unhealthy_threshold (default 2) and
+   * healthy_threshold (default 1): checks in a row, 1..100 */
+  uint32_t upstream_hc_unhealthy_threshold;
+  uint32_t upstream_hc_healthy_threshold;
+  /* upstream.dns_refresh_interval, default 30s; 0 disables; else 100ms..24h */
+  uint64_t upstream_dns_refresh_ms;
+  /* upstream.resolv_conf: the resolver configuration for upstream names;
+   * NULL (the default): /etc/resolv.conf */
+  char *upstream_resolv_conf;
 
   /* admin: (optional section) */
   tg_addr *admin_address; /* NULL when admin is absent */

@@ -1,20 +1,74 @@
 /*
  * tg_upstream: a worker's pool of HTTP/2 client connections to the Temporal
- * frontend addresses (h2c or TLS with ALPN h2).
+ * frontends (h2c or TLS with ALPN h2), one "target" per configured address.
  *
+ * Connections
  * - At start one connection per address is opened and kept (reconnected with
- *   exponential backoff, 100 ms doubling to 10 s, after failures).
- * - A call goes to the first READY connection, round-robin over addresses,
- *   with a free stream slot under the peer's MAX_CONCURRENT_STREAMS; when
- *   every connection is full a new one is opened (up to max_connections per
- *   address) and the call waits for it.
- * - A call that cannot be placed (every address failing, or no slot within
+ *   exponential backoff, 100 ms doubling to 10 s with jitter, after
+ *   failures). A connection takes calls once the frontend's first SETTINGS
+ *   have arrived. When every usable connection is at the frontend's
+ *   MAX_CONCURRENT_STREAMS, a new one is opened (up to max_connections per
+ *   address, draining ones not counted) and the call waits for it.
+ * - A frontend's GOAWAY drains its connection (calls on it finish, none are
+ *   added) and a replacement is opened at once: that is not a failure.
+ * - A call that cannot be placed (nothing reachable, or no slot within
  *   connect_timeout) is answered UNAVAILABLE (14) at once.
- * - Address names are resolved asynchronously (evdns); nothing blocks.
- * All functions run on the owning worker's thread.
+ *
+ * Balancing: a new call goes to the target with the fewest streams in
+ * flight (calls and health checks, on all its connections) among those that
+ * take calls and have a free slot, ties broken round-robin; within the
+ * target, to its least busy connection (tg_up_pick is the choice).
+ *
+ * Health and ejection: a target that takes no new calls is "ejected"; calls
+ * already on it are never cancelled by that. Every target starts ejected
+ * (fail-open, below, serves the first calls until one is admitted).
+ * - With health checks (upstream.health_check; on by default when there are
+ *   two or more addresses) tgate sends grpc.health.v1.Health/Check for the
+ *   configured service on one of the target's connections every interval
+ *   (a stream of its own; skipped while every connection is full). The
+ *   answer must be SERVING within the timeout. A target is admitted by
+ *   healthy_threshold passing checks in a row and ejected by
+ *   unhealthy_threshold failing ones, by losing a connection it had not
+ *   closed itself (no GOAWAY), or by failing to connect while it has no
+ *   working connection. An ejected target is checked again after a backoff
+ *   (100 ms doubled for each failed check in a row, with jitter, at most the
+ *   interval) and comes back once it passes healthy_threshold checks in a
+ *   row; a frontend's REFUSED_STREAM (it is going away) is not a result.
+ * - Without health checks a target is admitted when a connection becomes
+ *   READY and ejected when its last working connection is lost or a
+ *   connection attempt fails while it has none.
+ * - Fail-open: when no target takes calls (all ejected) every target with a
+ *   READY connection is used, rather than refusing everything (Envoy's
+ *   panic threshold at 100%).
+ *
+ * Names: an IP literal is never resolved. A host name is resolved with evdns
+ * (asynchronously; /etc/hosts, then the nameservers of upstream.resolv_conf
+ * or /etc/resolv.conf) at start, before reconnecting after a failure, and
+ * every dns_refresh_interval. New connections go to the address the last
+ * one succeeded on while it is still listed, else to the next; connections
+ * to an address the name no longer has drain (no new calls, closed when
+ * idle). A failed lookup keeps the addresses already known.
+ *
+ * Readiness: app->upstream_ready counts READY connections of targets that
+ * take calls (all workers), so /health/ready fails when every frontend is
+ * ejected even though calls still flow fail-open.
+ *
+ * Metrics: per configured address, process-wide (all workers' pools add to
+ * one set of atomic counters; tg_upstream_metrics reads them):
+ *   tgate_upstream_healthy{address}            1 when every worker sends it
+ *                                              new calls
+ *   tgate_upstream_streams_outstanding{address}
+ *   tgate_upstream_health_checks_total{address,result="ok|fail"}
+ *   tgate_upstream_ejections_total{address}
+ *   tgate_upstream_dns_refreshes_total{address,result="ok|fail"}
+ *
+ * Threads: the pool and its functions belong to the owning worker's thread,
+ * except tg_upstream_metrics and tg_up_pick, which any thread may call.
  */
 #ifndef TG_UPSTREAM_H
 #define TG_UPSTREAM_H
+#include <event2/buffer.h>
+
 #include "tg_types.h"
 
 tg_uppool *tg_uppool_new(tg_worker *w); /* NULL on no memory */
@@ -25,7 +79,8 @@ void tg_uppool_submit(tg_uppool *p, tg_relay *r);
 void tg_uppool_unqueue(tg_uppool *p, tg_relay *r);
 /* Stream slots may have opened: place queued relays. */
 void tg_uppool_kick(tg_uppool *p);
-/* No new connections; idle ones close. Calls in flight continue. */
+/* No new connections, checks or lookups; idle connections close. Calls in
+ * flight continue. */
 void tg_uppool_shutdown(tg_uppool *p);
 /* Number of connections currently READY. */
 int tg_uppool_ready(const tg_uppool *p);
@@ -35,4 +90,15 @@ void tg_uppool_free(tg_uppool *p);
  * connection is being freed (why: for logs and for the calls on it). */
 void tg_up_on_connected(tg_h2conn *c);
 void tg_up_teardown(tg_h2conn *c, const char *why);
+
+/* Appends the per-address metrics above (Prometheus text format, with their
+ * # HELP and # TYPE lines) to b; nothing when no pool exists. Any thread. */
+void tg_upstream_metrics(struct evbuffer *b);
+
+/* The balancing choice, a pure function: among n candidates the index of
+ * an eligible one (eligible[i] != 0) with the smallest load[i], ties going
+ * to the first at or after start, wrapping around. -1 when none is
+ * eligible. */
+int tg_up_pick(const uint64_t *load, const unsigned char *eligible, size_t n,
+               size_t start);
 #endif

@@ -32,8 +32,9 @@ struct tg_app {
   struct event_base *base;        /* main thread: signals, admin */
   tg_worker **workers;
   uint32_t nworkers;
-  atomic_int
-      upstream_ready; /* upstream connections in READY state, all workers */
+  /* upstream connections in READY state to frontends that take calls (not
+   * ejected), all workers */
+  atomic_int upstream_ready;
   atomic_int workers_running;
   atomic_int shutting_down;
   struct event

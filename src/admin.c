@@ -19,6 +19,7 @@
 #include "tg_metrics.h"
 #include "tg_relay.h"
 #include "tg_reload.h"
+#include "tg_upstream.h"
 #include "tg_worker.h"
 
 struct tg_admin {
@@ -281,6 +282,7 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
         (unsigned long long)ks.refreshes, (unsigned long long)ks.failures,
         ks.nkeys, ks.loaded_at ? (long long)(time(NULL) - ks.loaded_at) : -1LL);
   }
+  tg_upstream_metrics(b);
   double left;
   evbuffer_add_printf(b, "# HELP tgate_certificate_expiry_seconds Seconds "
                          "until a certificate tgate presents expires.\n"

@@ -16,6 +16,8 @@
 #include <time.h>
 #include <yaml.h>
 
+#include "tg_healthcheck.h"
+
 #define CFG_MAX_FILE_SIZE (1024 * 1024)
 /* Garbage input can yield one error per two bytes; past this many the rest
  * is noise and would only bloat *errors. */
@@ -698,13 +700,85 @@ static void cfg_upstream_credentials(cfg_parser *p, yaml_node_t *n) {
   }
 }
 
+static void cfg_upstream_health(cfg_parser *p, yaml_node_t *n) {
+  enum { H_ENABLED, H_INTERVAL, H_TIMEOUT, H_SERVICE, H_UNHEALTHY, H_HEALTHY };
+  cfg_field f[] = {{.name = "enabled"},
+                   {.name = "interval"},
+                   {.name = "timeout"},
+                   {.name = "service"},
+                   {.name = "unhealthy_threshold"},
+                   {.name = "healthy_threshold"}};
+  tg_config *cfg = p->cfg;
+  char q[CFG_QUOTE_BUF];
+  uint64_t v;
+
+  if (!cfg_expect_mapping(p, "upstream.health_check", n))
+    return;
+  cfg_collect(p, n, "upstream.health_check", f, sizeof f / sizeof f[0]);
+  if (f[H_ENABLED].val)
+    cfg_get_bool(p, "upstream.health_check.enabled", f[H_ENABLED].val,
+                 &cfg->upstream_hc_enabled);
+  if (f[H_INTERVAL].val)
+    cfg_get_duration(p, "upstream.health_check.interval", f[H_INTERVAL].val,
+                     100, 3600000, "100ms and 1h",
+                     &cfg->upstream_hc_interval_ms);
+  if (f[H_TIMEOUT].val) {
+    cfg_get_duration(p, "upstream.health_check.timeout", f[H_TIMEOUT].val, 1,
+                     3600000, "1ms and 1h", &cfg->upstream_hc_timeout_ms);
+    if (cfg->upstream_hc_timeout_ms > cfg->upstream_hc_interval_ms)
+      cfg_error(p, f[H_TIMEOUT].val,
+                "'upstream.health_check.timeout' must not be longer than its "
+                "interval (%llums), not '%s'",
+                (unsigned long long)cfg->upstream_hc_interval_ms,
+                cfg_quote_node(f[H_TIMEOUT].val, q));
+  } else if (cfg->upstream_hc_timeout_ms > cfg->upstream_hc_interval_ms) {
+    cfg->upstream_hc_timeout_ms = cfg->upstream_hc_interval_ms;
+  }
+  yaml_node_t *sv = f[H_SERVICE].val;
+  if (sv &&
+      cfg_expect_scalar(p, "upstream.health_check.service", sv, "a string")) {
+    size_t len = sv->data.scalar.length;
+    char *s;
+    if (len > TG_HC_MAX_SERVICE) {
+      cfg_error(p, sv,
+                "'upstream.health_check.service' must be at most %d bytes",
+                TG_HC_MAX_SERVICE);
+    } else if (!(s = malloc(len + 1))) {
+      p->nomem = 1;
+    } else {
+      memcpy(s, sv->data.scalar.value, len);
+      s[len] = '\0';
+      free(cfg->upstream_hc_service);
+      cfg->upstream_hc_service = s;
+    }
+  }
+  if (f[H_UNHEALTHY].val &&
+      cfg_get_uint(p, "upstream.health_check.unhealthy_threshold",
+                   f[H_UNHEALTHY].val, 1, 100, &v))
+    cfg->upstream_hc_unhealthy_threshold = (uint32_t)v;
+  if (f[H_HEALTHY].val &&
+      cfg_get_uint(p, "upstream.health_check.healthy_threshold",
+                   f[H_HEALTHY].val, 1, 100, &v))
+    cfg->upstream_hc_healthy_threshold = (uint32_t)v;
+}
+
 static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
-  enum { U_ADDRESSES, U_TLS, U_MAXCONN, U_TIMEOUT, U_CREDS, U_N };
-  cfg_field f[U_N] = {{.name = "addresses"},
-                      {.name = "tls"},
-                      {.name = "max_connections"},
-                      {.name = "connect_timeout"},
-                      {.name = "credentials"}};
+  enum {
+    U_ADDRESSES,
+    U_TLS,
+    U_MAXCONN,
+    U_TIMEOUT,
+    U_HEALTH,
+    U_DNS_REFRESH,
+    U_RESOLV_CONF,
+    U_CREDS,
+    U_N
+  };
+  cfg_field f[U_N] = {
+      {.name = "addresses"},       {.name = "tls"},
+      {.name = "max_connections"}, {.name = "connect_timeout"},
+      {.name = "health_check"},    {.name = "dns_refresh_interval"},
+      {.name = "resolv_conf"},     {.name = "credentials"}};
   uint64_t v;
 
   if (!cfg_expect_mapping(p, "upstream", n))
@@ -723,6 +797,24 @@ static void cfg_upstream(cfg_parser *p, yaml_node_t *n) {
     cfg_get_duration(p, "upstream.connect_timeout", f[U_TIMEOUT].val, 1,
                      CFG_DAY_MS, "1ms and 24h",
                      &p->cfg->upstream_connect_timeout_ms);
+  if (f[U_HEALTH].val)
+    cfg_upstream_health(p, f[U_HEALTH].val);
+  v = UINT64_MAX;
+  if (f[U_DNS_REFRESH].val)
+    cfg_get_duration(p, "upstream.dns_refresh_interval", f[U_DNS_REFRESH].val,
+                     0, CFG_DAY_MS, "0s and 24h", &v);
+  if (v > 0 && v < 100) {
+    char q[CFG_QUOTE_BUF];
+    cfg_error(p, f[U_DNS_REFRESH].val,
+              "'upstream.dns_refresh_interval' must be 0s (off) or between "
+              "100ms and 24h, not '%s'",
+              cfg_quote_node(f[U_DNS_REFRESH].val, q));
+  } else if (v != UINT64_MAX) {
+    p->cfg->upstream_dns_refresh_ms = v;
+  }
+  if (f[U_RESOLV_CONF].val)
+    cfg_get_string(p, "upstream.resolv_conf", f[U_RESOLV_CONF].val,
+                   &p->cfg->upstream_resolv_conf);
   if (f[U_CREDS].val)
     cfg_upstream_credentials(p, f[U_CREDS].val);
 }
@@ -1724,6 +1816,15 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
   p.cfg->max_concurrent_streams = 1000;
   p.cfg->upstream_max_connections = 8;
   p.cfg->upstream_connect_timeout_ms = 5000;
+  p.cfg->upstream_hc_enabled = -1;
+  p.cfg->upstream_hc_interval_ms = 10000;
+  p.cfg->upstream_hc_timeout_ms = 2000;
+  p.cfg->upstream_hc_service = strdup(TG_HC_DEFAULT_SERVICE);
+  if (!p.cfg->upstream_hc_service)
+    p.nomem = 1;
+  p.cfg->upstream_hc_unhealthy_threshold = 2;
+  p.cfg->upstream_hc_healthy_threshold = 1;
+  p.cfg->upstream_dns_refresh_ms = 30000;
   p.cfg->workers = 0;
   p.cfg->shutdown_grace_ms = 30000;
   p.cfg->authz_mode = TG_AUTHZ_OFF;
@@ -2254,6 +2355,8 @@ void tg_config_free(tg_config *cfg) {
   }
   free(cfg->upstream_token_file);
   free(cfg->upstream_token_header);
+  free(cfg->upstream_hc_service);
+  free(cfg->upstream_resolv_conf);
   if (cfg->admin_address) {
     free(cfg->admin_address->host);
     free(cfg->admin_address);

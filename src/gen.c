@@ -171,6 +171,19 @@ int tg_gen_restart_only(const tg_config *cur, const tg_config *next, char *err,
   else if (cur->upstream_connect_timeout_ms !=
            next->upstream_connect_timeout_ms)
     what = "upstream.connect_timeout";
+  else if (cur->upstream_hc_enabled != next->upstream_hc_enabled ||
+           cur->upstream_hc_interval_ms != next->upstream_hc_interval_ms ||
+           cur->upstream_hc_timeout_ms != next->upstream_hc_timeout_ms ||
+           !str_eq(cur->upstream_hc_service, next->upstream_hc_service) ||
+           cur->upstream_hc_unhealthy_threshold !=
+               next->upstream_hc_unhealthy_threshold ||
+           cur->upstream_hc_healthy_threshold !=
+               next->upstream_hc_healthy_threshold)
+    what = "upstream.health_check";
+  else if (cur->upstream_dns_refresh_ms != next->upstream_dns_refresh_ms)
+    what = "upstream.dns_refresh_interval";
+  else if (!str_eq(cur->upstream_resolv_conf, next->upstream_resolv_conf))
+    what = "upstream.resolv_conf";
   else if (!str_eq(cur->audit_file, next->audit_file))
     what = "audit.file";
   else if (!str_eq(cur->access_log, next->access_log))

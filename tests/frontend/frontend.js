@@ -5,7 +5,8 @@
  * It serves every unary method of
  *   temporal.api.workflowservice.v1.WorkflowService
  *   temporal.api.operatorservice.v1.OperatorService
- *   grpc.health.v1.Health (Check -> SERVING; Watch -> one SERVING message, then held open)
+ *   grpc.health.v1.Health (Check -> SERVING, or what setServing() set; Watch -> one SERVING
+ *                          message, then held open)
  * using the real protobuf types shipped in @temporalio/proto. Each request is decoded with the
  * method's real request type and answered with a well-formed response of the method's real
  * response type (empty/default unless listed below). Unknown paths get UNIMPLEMENTED from grpc-js.
@@ -42,6 +43,10 @@
  *     tls: null | { cert, key, ca, requireClientCert }, longPollMs });
  *   fe.port; fe.address; fe.calls; fe.reset(); await fe.waitForCall(pred, timeoutMs);
  *   fe.on('call', rec) / fe.on('end', rec); await fe.close();
+ *   fe.setServing(serving, service): what Health/Check answers from now on, SERVING (true) or
+ *     NOT_SERVING (false), for one service name or, without one, for all. Check knows the
+ *     services served and "" (the server); any other name gets NOT_FOUND, as from Temporal.
+ *     Health calls are recorded in `calls` like the others (service grpc.health.v1.Health).
  *   tls.cert/key/ca: PEM Buffer/string, or a path to a PEM file.
  *
  * CLI:
@@ -274,7 +279,10 @@ class Frontend extends EventEmitter {
     this.log = typeof opts.log === 'function' ? opts.log : opts.log ? (l) => console.log(l) : null;
     this.maxMessageBytes = opts.maxMessageBytes || DEFAULT_MAX_MESSAGE_BYTES;
     this.calls = [];
-    this.methods = buildMethodTable(opts.services || SERVICE_NAMES);
+    this.serviceNames = opts.services || SERVICE_NAMES;
+    this.methods = buildMethodTable(this.serviceNames);
+    this.servingAll = true;
+    this.serving = new Map(); // service name -> boolean, overriding servingAll
     this.timers = new Set();
     this.closed = false;
     this.port = null;
@@ -283,6 +291,22 @@ class Frontend extends EventEmitter {
 
   reset() {
     this.calls.length = 0;
+  }
+
+  /** Health/Check answers SERVING (true) or NOT_SERVING (false) for service, or for all. */
+  setServing(serving, service) {
+    if (service === undefined) {
+      this.servingAll = !!serving;
+      this.serving.clear();
+    } else {
+      this.serving.set(service, !!serving);
+    }
+  }
+
+  /** true / false for a service Check knows, null for one it does not (NOT_FOUND). */
+  servingOf(service) {
+    if (service !== '' && !this.serviceNames.includes(service)) return null;
+    return this.serving.has(service) ? this.serving.get(service) : this.servingAll;
   }
 
   /** Resolve with the first recorded call (past or future) matching pred, or reject on timeout. */
@@ -484,6 +508,7 @@ class Frontend extends EventEmitter {
   addHealth(server) {
     const H = proto.grpc.health.v1;
     const SERVING = H.HealthCheckResponse.ServingStatus.SERVING;
+    const NOT_SERVING = H.HealthCheckResponse.ServingStatus.NOT_SERVING;
     const identity = (b) => b;
     const copy = (b) => Buffer.from(b);
     const enc = (o) => Buffer.from(H.HealthCheckResponse.encode(H.HealthCheckResponse.fromObject(o)).finish());
@@ -520,7 +545,15 @@ class Frontend extends EventEmitter {
           return;
         }
         const rec = this.recordCall(HEALTH_SERVICE, 'Check', `/${HEALTH_SERVICE}/Check`, call, request, call.request);
-        this.answer(rec, call, callback, { holdMs: 0, body: { status: SERVING }, serialize: enc }).catch(() => {});
+        const serving = this.servingOf(request.service || '');
+        if (serving === null) {
+          const details = `unknown service ${request.service}`;
+          this.finish(rec, { code: grpc.status.NOT_FOUND, details });
+          callback({ code: grpc.status.NOT_FOUND, details });
+          return;
+        }
+        const status = serving ? SERVING : NOT_SERVING;
+        this.answer(rec, call, callback, { holdMs: 0, body: { status }, serialize: enc }).catch(() => {});
       },
       Watch: (call) => {
         let request = null;

@@ -65,6 +65,14 @@ static void fuzz_check_config(const tg_config *cfg) {
       cfg->upstream_max_connections == 0 ||
       cfg->upstream_connect_timeout_ms == 0)
     abort();
+  if (!cfg->upstream_hc_service || cfg->upstream_hc_enabled < -1 ||
+      cfg->upstream_hc_enabled > 1 || cfg->upstream_hc_interval_ms < 100 ||
+      cfg->upstream_hc_timeout_ms == 0 ||
+      cfg->upstream_hc_timeout_ms > cfg->upstream_hc_interval_ms ||
+      cfg->upstream_hc_unhealthy_threshold == 0 ||
+      cfg->upstream_hc_healthy_threshold == 0 ||
+      (cfg->upstream_dns_refresh_ms > 0 && cfg->upstream_dns_refresh_ms < 100))
+    abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

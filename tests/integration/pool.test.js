@@ -10,7 +10,9 @@ const h = require('./lib/harness');
 const PATH = `/${h.WS}/DescribeNamespace`;
 
 /** An h2c upstream that holds each call holdMs, then answers it; it records, per
- * session, the highest number of streams it saw open at once. */
+ * session, the highest number of streams it saw open at once. Health checks (tgate
+ * sends them when there are two or more addresses) are answered SERVING at once and
+ * not counted. */
 function startLimitedUpstream({ maxConcurrentStreams, holdMs }) {
   const server = http2.createServer({ settings: { maxConcurrentStreams } });
   const stats = { sessions: [], calls: 0 };
@@ -22,7 +24,13 @@ function startLimitedUpstream({ maxConcurrentStreams, holdMs }) {
   server.on('session', (session) => {
     const st = { open: 0, maxOpen: 0 };
     stats.sessions.push(st);
-    session.on('stream', (stream) => {
+    session.on('stream', (stream, headers) => {
+      if (headers[':path'] === '/grpc.health.v1.Health/Check') {
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(h.grpcFrame(Buffer.from([0x08, 0x01]))); // HealthCheckResponse{status: SERVING}
+        return;
+      }
       st.open++;
       st.maxOpen = Math.max(st.maxOpen, st.open);
       stats.calls++;

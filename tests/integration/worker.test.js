@@ -54,6 +54,9 @@ function authYaml(workerRole) {
     'authorization:',
     '  mode: enforce',
     `  worker_role: ${workerRole}`,
+    // Tells the frontend which gateway a call came through (both share it, and a worker of one
+    // test may still be winding down while the next one runs).
+    `  subject_header: x-via-${workerRole}`,
   ].join('\n');
 }
 
@@ -270,6 +273,10 @@ async function runExtended(label, extraMs) {
   for (const m of ['PollWorkflowTaskQueue', 'PollActivityTaskQueue']) {
     assert.ok(calls.some((c) => c.method === m && c.namespace === 'team-a'), `the frontend got ${m} for team-a`);
   }
+  // Every authenticated call carries the gateway's subject header (what the worker_role temporal
+  // test relies on to tell which gateway a call came through).
+  const viaHeader = calls.filter((c) => c.method !== 'GetSystemInfo' && !Object.keys(c.metadata).some((k) => k.startsWith('x-via-')));
+  assert.deepEqual(viaHeader.map((c) => c.method), [], 'calls without the x-via-* subject header');
   for (const c of calls) {
     if (c.namespace !== undefined && c.namespace !== '') assert.equal(c.namespace, 'team-a', `${c.method} namespace`);
     assert.match(String(c.metadata['client-name']), /temporal-typescript/, `${c.method}: client-name`);
@@ -365,7 +372,7 @@ test('worker_role temporal: the same worker cannot run (worker alone allows noth
   assert.notEqual(r.stage, 'ran', 'the worker ran');
   assert.match(String(r.error && r.error.message), /PERMISSION_DENIED|Request unauthorized|permission/i);
   await logShows(tgTemporal, logSince, `/${WS}/DescribeNamespace: status 7: denied: needs read on namespace team-a, holds worker`);
-  const reached = workerCalls(since).filter((c) => c.method !== 'GetSystemInfo');
+  const reached = workerCalls(since).filter((c) => c.method !== 'GetSystemInfo' && c.metadata['x-via-temporal']);
   assert.deepEqual(reached.map((c) => c.method), [], 'nothing but GetSystemInfo reached the frontend');
 });
 

@@ -38,6 +38,15 @@ static const char full_config[] =
     "    server_name: temporal.internal\n"
     "  max_connections: 16\n"
     "  connect_timeout: 250ms\n"
+    "  health_check:\n"
+    "    enabled: true\n"
+    "    interval: 5s\n"
+    "    timeout: 500ms\n"
+    "    service: grpc.health.v1.Health\n"
+    "    unhealthy_threshold: 3\n"
+    "    healthy_threshold: 2\n"
+    "  dns_refresh_interval: 1m\n"
+    "  resolv_conf: /etc/tgate/resolv.conf\n"
     "admin:\n"
     "  address: \"127.0.0.1:9233\"\n"
     "workers: 4\n"
@@ -163,6 +172,14 @@ TG_TEST(test_full_config) {
   }
   TG_CHECK(cfg->upstream_max_connections == 16);
   TG_CHECK(cfg->upstream_connect_timeout_ms == 250);
+  TG_CHECK(cfg->upstream_hc_enabled == 1);
+  TG_CHECK(cfg->upstream_hc_interval_ms == 5000);
+  TG_CHECK(cfg->upstream_hc_timeout_ms == 500);
+  TG_CHECK(str_eq(cfg->upstream_hc_service, "grpc.health.v1.Health"));
+  TG_CHECK(cfg->upstream_hc_unhealthy_threshold == 3);
+  TG_CHECK(cfg->upstream_hc_healthy_threshold == 2);
+  TG_CHECK(cfg->upstream_dns_refresh_ms == 60000);
+  TG_CHECK(str_eq(cfg->upstream_resolv_conf, "/etc/tgate/resolv.conf"));
   TG_CHECK(cfg->admin_address != NULL);
   if (cfg->admin_address) {
     TG_CHECK(str_eq(cfg->admin_address->host, "127.0.0.1"));
@@ -190,6 +207,15 @@ TG_TEST(test_defaults) {
   TG_CHECK(cfg->upstream_tls == NULL);
   TG_CHECK(cfg->upstream_max_connections == 8);
   TG_CHECK(cfg->upstream_connect_timeout_ms == 5000);
+  TG_CHECK(cfg->upstream_hc_enabled == -1);
+  TG_CHECK(cfg->upstream_hc_interval_ms == 10000);
+  TG_CHECK(cfg->upstream_hc_timeout_ms == 2000);
+  TG_CHECK(str_eq(cfg->upstream_hc_service,
+                  "temporal.api.workflowservice.v1.WorkflowService"));
+  TG_CHECK(cfg->upstream_hc_unhealthy_threshold == 2);
+  TG_CHECK(cfg->upstream_hc_healthy_threshold == 1);
+  TG_CHECK(cfg->upstream_dns_refresh_ms == 30000);
+  TG_CHECK(cfg->upstream_resolv_conf == NULL);
   TG_CHECK(cfg->admin_address == NULL);
   TG_CHECK(cfg->workers == 0);
   TG_CHECK(cfg->shutdown_grace_ms == 30000);
@@ -324,6 +350,70 @@ TG_TEST(test_bad_duration) {
                "t.yaml:5:20:", "between 1ms and 24h");
   EXPECT_ERROR(MINIMAL "shutdown_grace_period: 25h\n", TG_CONFIG_ERR_INVALID, 1,
                "t.yaml:5:24:", "between 0s and 24h");
+}
+
+TG_TEST(test_upstream_health_and_dns) {
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  /* "" asks about the whole server; 0s turns re-resolution off; without a
+   * timeout of its own, the timeout is at most the interval */
+  TG_CHECK(parse(MINIMAL "  health_check: {enabled: false, service: \"\", "
+                         "interval: 500ms}\n"
+                         "  dns_refresh_interval: 0s\n",
+                 &cfg, &errors) == 0);
+  TG_CHECK(errors == NULL);
+  if (cfg) {
+    TG_CHECK(cfg->upstream_hc_enabled == 0);
+    TG_CHECK(str_eq(cfg->upstream_hc_service, ""));
+    TG_CHECK(cfg->upstream_hc_interval_ms == 500);
+    TG_CHECK(cfg->upstream_hc_timeout_ms == 500);
+    TG_CHECK(cfg->upstream_dns_refresh_ms == 0);
+  }
+  tg_config_free(cfg);
+
+  EXPECT_ERROR(
+      MINIMAL "  health_check:\n    intervall: 1s\n", TG_CONFIG_ERR_INVALID, 1,
+      "t.yaml:6:5:", "unknown key 'intervall' in 'upstream.health_check'");
+  EXPECT_ERROR(MINIMAL "  health_check: true\n", TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:5:17:",
+               "'upstream.health_check' must be a mapping, not a scalar");
+  EXPECT_ERROR(MINIMAL "  health_check:\n    enabled: on\n",
+               TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:6:14:", "must be true or false, not 'on'");
+  EXPECT_ERROR(MINIMAL "  health_check:\n    interval: 50ms\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:6:15:",
+               "'upstream.health_check.interval' must be between 100ms and 1h");
+  EXPECT_ERROR(MINIMAL "  health_check:\n    timeout: 0ms\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:6:14:",
+               "'upstream.health_check.timeout' must be between 1ms and 1h");
+  EXPECT_ERROR(MINIMAL "  health_check:\n    interval: 1s\n    timeout: 2s\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:14:",
+               "must not be longer than its interval (1000ms), not '2s'");
+  EXPECT_ERROR(MINIMAL "  health_check:\n    unhealthy_threshold: 0\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:6:26:",
+               "'upstream.health_check.unhealthy_threshold' must be between 1 "
+               "and 100");
+  EXPECT_ERROR(MINIMAL "  health_check:\n    healthy_threshold: 101\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:6:24:",
+               "'upstream.health_check.healthy_threshold' must be between 1 "
+               "and 100");
+  EXPECT_ERROR(
+      MINIMAL "  health_check:\n    service: [a]\n", TG_CONFIG_ERR_INVALID, 1,
+      "t.yaml:6:14:", "'upstream.health_check.service' must be a string");
+  char big[1300];
+  snprintf(big, sizeof big, MINIMAL "  health_check:\n    service: %01100d\n",
+           0);
+  EXPECT_ERROR(big, TG_CONFIG_ERR_INVALID, 1, "t.yaml:6:14:",
+               "'upstream.health_check.service' must be at most 1024 bytes");
+  EXPECT_ERROR(
+      MINIMAL "  dns_refresh_interval: 50ms\n", TG_CONFIG_ERR_INVALID, 1,
+      "t.yaml:5:25:", "must be 0s (off) or between 100ms and 24h, not '50ms'");
+  EXPECT_ERROR(MINIMAL "  dns_refresh_interval: 25h\n", TG_CONFIG_ERR_INVALID,
+               1, "t.yaml:5:25:", "between 0s and 24h");
+  EXPECT_ERROR(MINIMAL "  dns_refresh_interval: often\n", TG_CONFIG_ERR_INVALID,
+               1, "t.yaml:5:25:", "must be a duration");
+  EXPECT_ERROR(MINIMAL "  resolv_conf: \"\"\n", TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:5:16:", "must not be empty");
 }
 
 TG_TEST(test_bad_port) {
@@ -1165,6 +1255,7 @@ int main(void) {
   TG_RUN(test_wrong_type);
   TG_RUN(test_bad_bool_and_int);
   TG_RUN(test_bad_duration);
+  TG_RUN(test_upstream_health_and_dns);
   TG_RUN(test_bad_port);
   TG_RUN(test_missing_listen_address);
   TG_RUN(test_missing_upstream);

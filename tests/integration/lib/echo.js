@@ -9,11 +9,16 @@
 //   headers-hold     response headers, then no more until the client goes away
 //   rst-mid          response headers and a 16 MiB body of which the peer's window lets part
 //                    out, then RST_STREAM CANCEL after 50 ms (while the client does not read)
+//   delay            echo, after x-delay-ms milliseconds
+// grpc.health.v1.Health/Check (tgate's health checks) is answered apart and not recorded in
+// `streams`: HealthCheckResponse{status} per setServing(state): true (SERVING, the default),
+// false (NOT_SERVING) or 'hang' (no answer until the client gives up); each check is counted
+// in `healthChecks` ({time, service, answered}).
 // Each stream is recorded in `streams`: {headers, rawHeaders ([name, value, ...] as received),
 // body (when < 1 MiB), bodyLength, bodySha256,
 // closed, rstCode, aborted, answered}.
 //
-// In-process: const echo = await startEcho({port}); ... await echo.close();
+// In-process: const echo = await startEcho({port}); ... await echo.close(); (or echo.kill())
 // Child process (to be killed): const child = await spawnEcho(port); ... await child.kill();
 //   (CLI: node echo.js --port N  prints "listening N")
 
@@ -37,9 +42,36 @@ function echoHeaders(reqHeaders) {
   return out;
 }
 
+const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
+
+/** The service name of a HealthCheckRequest (field 1), '' when absent or unreadable. */
+function healthService(body) {
+  const m = body.subarray(5);
+  if (m.length < 2 || m[0] !== 0x0a) return '';
+  let len = m[1];
+  let off = 2;
+  if (len & 0x80) {
+    len = (len & 0x7f) | (m[2] << 7);
+    off = 3;
+  }
+  return m.subarray(off, off + len).toString('utf8');
+}
+
+function answerHealth(stream, serving, rec) {
+  if (serving === 'hang') return;
+  // HealthCheckResponse{status: SERVING (1) | NOT_SERVING (2)}
+  const msg = grpcFrame(Buffer.from([0x08, serving ? 1 : 2]));
+  stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+  stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+  rec.answered = true;
+  stream.end(msg);
+}
+
 function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
   const ev = new EventEmitter();
   const streams = [];
+  const healthChecks = [];
+  let serving = true;
   const sessions = new Set();
   const server = http2.createServer({ settings: { initialWindowSize: 1 << 20 }, maxSessionMemory: 256 });
   server.on('session', (s) => {
@@ -49,11 +81,21 @@ function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
     s.setLocalWindowSize(32 << 20);
   });
   server.on('stream', (stream, headers, flags, rawHeaders) => {
+    stream.on('error', () => {});
+    if (headers[':path'] === HEALTH_CHECK) {
+      const chunks = [];
+      stream.on('data', (d) => chunks.push(d));
+      stream.on('end', () => {
+        const hc = { time: Date.now(), service: healthService(Buffer.concat(chunks)), answered: false };
+        healthChecks.push(hc);
+        if (!stream.destroyed && !stream.closed) answerHealth(stream, serving, hc);
+      });
+      return;
+    }
     const rec = { headers, rawHeaders, body: null, bodyLength: 0, bodySha256: null, closed: false, rstCode: null,
       aborted: false, answered: false, time: Date.now() };
     streams.push(rec);
     ev.emit('stream', rec);
-    stream.on('error', () => {});
     stream.on('aborted', () => (rec.aborted = true));
     stream.on('close', () => {
       rec.closed = true;
@@ -77,7 +119,17 @@ function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
       rec.bodySha256 = sha256(body);
       if (body.length < 1 << 20) rec.body = body;
       ev.emit('request', rec);
-      if (mode !== 'echo' && mode !== 'big') return;
+      if (mode !== 'echo' && mode !== 'big' && mode !== 'delay') return;
+      if (mode === 'delay') {
+        setTimeout(() => {
+          if (stream.destroyed || stream.closed) return;
+          stream.respond({ ...base, ...echoHeaders(headers) }, { waitForTrailers: true });
+          stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+          rec.answered = true;
+          stream.end(body);
+        }, Number(headers['x-delay-ms'] || 0));
+        return;
+      }
       if (stream.destroyed || stream.closed) return;
       let out = body;
       const h = { ...base, ...echoHeaders(headers) };
@@ -91,12 +143,24 @@ function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
       stream.end(out);
     });
   });
+  const sockets = new Set();
+  server.on('connection', (sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
       resolve({
         port: server.address().port,
         streams,
+        healthChecks,
+        /** What health checks get from now on: true (SERVING), false (NOT_SERVING), 'hang'. */
+        setServing(state) {
+          serving = state;
+        },
+        /** Open HTTP/2 sessions (tgate's connections to this server). */
+        sessionCount: () => sessions.size,
         on: ev.on.bind(ev),
         reset: () => (streams.length = 0),
         /** First recorded stream (past or future) matching pred. */
@@ -108,6 +172,13 @@ function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
           return waitEvent(ev, 'close', streams, (r) => r.closed && pred(r), ms);
         },
         close() {
+          for (const s of sessions) s.destroy();
+          for (const sock of sockets) sock.destroy();
+          return new Promise((res) => server.close(() => res()));
+        },
+        /** As a crash: the sockets close without a GOAWAY, the server stops listening. */
+        kill() {
+          for (const sock of sockets) sock.destroy();
           for (const s of sessions) s.destroy();
           return new Promise((res) => server.close(() => res()));
         },
