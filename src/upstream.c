@@ -8,6 +8,8 @@
 #include <event2/util.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/asn1.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +40,9 @@ typedef struct tg_upstat {
   atomic_int takers; /* targets (one per pool) taking new calls */
   atomic_llong streams;
   atomic_uint_least64_t checks_ok, checks_fail, ejections, dns_ok, dns_fail;
+  /* notAfter (unix seconds) of the certificate the frontend presented on
+   * the latest TLS connection to it; 0: none yet */
+  atomic_llong cert_not_after;
 } tg_upstat;
 
 static pthread_mutex_t stat_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -223,6 +228,20 @@ void tg_upstream_metrics(struct evbuffer *b) {
         "%llu\n",
         s->name, (unsigned long long)LOAD(s->dns_ok), s->name,
         (unsigned long long)LOAD(s->dns_fail));
+  int any = 0;
+  for (s = stat_list; s; s = s->next) {
+    long long na = LOAD(s->cert_not_after);
+    if (!na)
+      continue;
+    if (!any++)
+      evbuffer_add_printf(
+          b, "# HELP tgate_upstream_certificate_expiry_seconds Seconds until "
+             "the certificate the frontend presented last expires.\n"
+             "# TYPE tgate_upstream_certificate_expiry_seconds gauge\n");
+    evbuffer_add_printf(
+        b, "tgate_upstream_certificate_expiry_seconds{address=\"%s\"} %lld\n",
+        s->name, na - (long long)time(NULL));
+  }
 done:
   pthread_mutex_unlock(&stat_lock);
 }
@@ -1135,6 +1154,12 @@ void tg_up_on_connected(tg_h2conn *c) {
       tg_conn_free(c);
       return;
     }
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    struct tm tm;
+    if (peer && c->target->stat &&
+        ASN1_TIME_to_tm(X509_get0_notAfter(peer), &tm) == 1)
+      atomic_store_explicit(&c->target->stat->cert_not_after,
+                            (long long)timegm(&tm), memory_order_relaxed);
   }
   int one = 1;
   evutil_socket_t fd = bufferevent_getfd(c->bev);

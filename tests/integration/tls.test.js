@@ -205,6 +205,13 @@ describe('upstream over mTLS', () => {
       assert.equal(rec.auth.transportSecurityType, 'ssl');
       assert.equal(rec.auth.peerCertificate.subject.CN, 'tgate-gateway');
       assert.equal(rec.auth.peerCertificate.subject.O, 'tgate');
+      // Both ends of the upstream TLS in /metrics: tgate's client certificate and the frontend's.
+      const m = (await h.httpGet(tg.adminPort, '/metrics')).body;
+      const left = (re) => Number((re.exec(m) || [0, NaN])[1]);
+      const mine = left(/^tgate_certificate_expiry_seconds\{role="upstream_client"\} (-?\d+)$/m);
+      const theirs = left(new RegExp(`^tgate_upstream_certificate_expiry_seconds\\{address="127\\.0\\.0\\.1:${feTls.port}"\\} (-?\\d+)$`, 'm'));
+      assert.ok(mine > 86400, `tgate's client certificate: ${mine} s left\n${m}`);
+      assert.ok(theirs > 86400, `the frontend's certificate: ${theirs} s left\n${m}`);
     } finally {
       await h.closeSessions([s]);
     }
