@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "tg_bytequeue.h"
 #include "tg_claims.h"
 #include "tg_config.h"
 #include "tg_grpc.h"
@@ -139,7 +140,7 @@ struct tg_relay {
   char reason[160];
   char ns[128];
   char peer[64];
-  struct evbuffer *req_body, *resp_body;
+  tg_bytequeue req_body, resp_body;
   size_t
       req_preconsumed; /* request bytes already credited back to the client */
   size_t resp_preconsumed; /* response bytes already credited to the upstream */

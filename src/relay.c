@@ -38,28 +38,15 @@ static tg_relay *relay_alloc(tg_worker *w) {
     r->next_spare = NULL;
     return r;
   }
-  r = calloc(1, sizeof(*r));
-  if (!r)
-    return NULL;
-  r->req_body = evbuffer_new();
-  r->resp_body = evbuffer_new();
-  if (!r->req_body || !r->resp_body) {
-    if (r->req_body)
-      evbuffer_free(r->req_body);
-    if (r->resp_body)
-      evbuffer_free(r->resp_body);
-    free(r);
-    return NULL;
-  }
-  return r;
+  return calloc(1, sizeof(*r));
 }
 
 /* Frees r for good (its buffers too). */
 static void relay_destroy(tg_relay *r) {
   if (r->pend_timer)
     event_free(r->pend_timer);
-  evbuffer_free(r->req_body);
-  evbuffer_free(r->resp_body);
+  tg_bytequeue_free(&r->req_body);
+  tg_bytequeue_free(&r->resp_body);
   tg_hdrs_clear(&r->req_hdrs);
   tg_hdrs_clear(&r->req_trailers);
   tg_hdrs_clear(&r->resp_hdrs);
@@ -212,12 +199,12 @@ static void relay_free(tg_relay *r) {
   }
   /* Kept for the worker's next call, buffers and timer included (allocation
    * was a sixth of the time per call). */
-  struct evbuffer *req_body = r->req_body, *resp_body = r->resp_body;
+  tg_bytequeue req_body = r->req_body, resp_body = r->resp_body;
   struct event *pend_timer = r->pend_timer;
   tg_hdrs hdrs[4] = {r->req_hdrs, r->req_trailers, r->resp_hdrs,
                      r->resp_trailers};
-  evbuffer_drain(req_body, evbuffer_get_length(req_body));
-  evbuffer_drain(resp_body, evbuffer_get_length(resp_body));
+  tg_bytequeue_reset(&req_body);
+  tg_bytequeue_reset(&resp_body);
   if (pend_timer)
     event_del(pend_timer);
   for (int i = 0; i < 4; i++)
@@ -353,13 +340,13 @@ static void credit(tg_h2conn *from, int32_t sid, size_t *preconsumed, size_t n,
 
 static ssize_t body_read(nghttp2_session *session, int32_t stream_id,
                          uint8_t *buf, size_t length, uint32_t *flags,
-                         struct evbuffer *body, int eof, tg_hdrs *trailers,
+                         tg_bytequeue *body, int eof, tg_hdrs *trailers,
                          tg_h2conn *from, int32_t from_sid, size_t *preconsumed,
                          int stream_only) {
-  size_t avail = evbuffer_get_length(body);
+  size_t avail = tg_bytequeue_len(body);
   size_t n = avail < length ? avail : length;
   if (n) {
-    evbuffer_remove(body, buf, n);
+    tg_bytequeue_take(body, buf, n);
     credit(from, from_sid, preconsumed, n, stream_only);
   }
   if (n == avail && eof) {
@@ -386,9 +373,9 @@ static ssize_t req_read_cb(nghttp2_session *session, int32_t stream_id,
   tg_relay *r = source->ptr;
   if (r->up_cancel)
     return NGHTTP2_ERR_DEFERRED; /* the reset follows the HEADERS */
-  ssize_t n =
-      body_read(session, stream_id, buf, length, flags, r->req_body, r->req_eof,
-                &r->req_trailers, r->down, r->down_sid, &r->req_preconsumed, 0);
+  ssize_t n = body_read(session, stream_id, buf, length, flags, &r->req_body,
+                        r->req_eof, &r->req_trailers, r->down, r->down_sid,
+                        &r->req_preconsumed, 0);
   return n;
 }
 
@@ -396,7 +383,7 @@ static ssize_t resp_read_cb(nghttp2_session *session, int32_t stream_id,
                             uint8_t *buf, size_t length, uint32_t *flags,
                             nghttp2_data_source *source, void *user_data) {
   tg_relay *r = source->ptr;
-  ssize_t n = body_read(session, stream_id, buf, length, flags, r->resp_body,
+  ssize_t n = body_read(session, stream_id, buf, length, flags, &r->resp_body,
                         r->resp_eof, &r->resp_trailers, r->up, r->up_sid,
                         &r->resp_preconsumed, 1);
   if (n > 0) {
@@ -409,7 +396,7 @@ static ssize_t resp_read_cb(nghttp2_session *session, int32_t stream_id,
 
 /* Request body bytes no one has credited yet. */
 static size_t req_uncredited(const tg_relay *r) {
-  size_t len = evbuffer_get_length(r->req_body);
+  size_t len = tg_bytequeue_len(&r->req_body);
   return len > r->req_preconsumed ? len - r->req_preconsumed : 0;
 }
 
@@ -438,7 +425,7 @@ void tg_relay_reply(tg_relay *r, int grpc_status, const char *msg) {
     if (unc)
       nghttp2_session_consume(d->session, r->down_sid, unc);
   }
-  evbuffer_drain(r->req_body, evbuffer_get_length(r->req_body));
+  tg_bytequeue_drain(&r->req_body, tg_bytequeue_len(&r->req_body));
   r->req_preconsumed = 0;
   tg_hdrs_clear(&h);
   tg_conn_schedule_flush(d);
@@ -685,13 +672,13 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
 
 /* In HOLD: decides once the first message is complete or the request ended. */
 static void hold_check(tg_relay *r) {
-  size_t len = evbuffer_get_length(r->req_body);
+  size_t len = tg_bytequeue_len(&r->req_body);
   uint8_t prefix[TG_GRPC_PREFIX_LEN];
   int compressed = 0;
   uint32_t msglen = 0;
   int rv = 0;
   if (len >= TG_GRPC_PREFIX_LEN) {
-    evbuffer_copyout(r->req_body, prefix, sizeof(prefix));
+    memcpy(prefix, tg_bytequeue_data(&r->req_body), sizeof(prefix));
     rv = tg_grpc_read_prefix(prefix, sizeof(prefix), &compressed, &msglen);
   }
   if (rv < 0) {
@@ -705,11 +692,7 @@ static void hold_check(tg_relay *r) {
     return;
   }
   if (rv == 1 && len >= TG_GRPC_PREFIX_LEN + (size_t)msglen) {
-    uint8_t *p = evbuffer_pullup(r->req_body, TG_GRPC_PREFIX_LEN + msglen);
-    if (!p) {
-      tg_relay_reply(r, TG_GRPC_UNAVAILABLE, "out of memory");
-      return;
-    }
+    const uint8_t *p = tg_bytequeue_data(&r->req_body);
     decide(r, p + TG_GRPC_PREFIX_LEN, msglen, compressed, 1,
            len - TG_GRPC_PREFIX_LEN - msglen);
   } else if (r->req_eof) {
@@ -792,14 +775,14 @@ int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
     }
     return 0;
   }
-  if (evbuffer_add(r->req_body, data, len) != 0)
+  if (tg_bytequeue_add(&r->req_body, data, len) != 0)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   if (r->req_bytes > r->req_limit) {
     /* A second message on a unary call: it never reaches the upstream. */
     tg_info("client %s: more than one request message on a unary call; "
             "cancelled",
             r->down->peer);
-    evbuffer_drain(r->req_body, evbuffer_get_length(r->req_body));
+    tg_bytequeue_drain(&r->req_body, tg_bytequeue_len(&r->req_body));
     nghttp2_session_consume(r->down->session, r->down_sid, len);
     cancel_up(r);
     if (!r->resp_hdrs_sent) {
@@ -813,7 +796,7 @@ int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
     return 0;
   }
   if (r->state == TG_RS_HOLD) {
-    if (evbuffer_get_length(r->req_body) >
+    if (tg_bytequeue_len(&r->req_body) >
         (size_t)r->gen->cfg->max_message_bytes + TG_GRPC_PREFIX_LEN) {
       tg_relay_reply(r, TG_GRPC_RESOURCE_EXHAUSTED,
                      "request message larger than the gateway's limit");
@@ -846,7 +829,7 @@ void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
   r->down_open = 0;
   LIST_REMOVE(r, down_link);
   if (d)
-    d->resp_buffered -= evbuffer_get_length(r->resp_body);
+    d->resp_buffered -= tg_bytequeue_len(&r->resp_body);
   if (d && d->session) {
     size_t unc = req_uncredited(r);
     if (unc)
@@ -869,7 +852,7 @@ int tg_relay_forward(tg_relay *r, tg_h2conn *up) {
   if (n < 0)
     return -1;
   nghttp2_data_provider prd = {.source.ptr = r, .read_callback = req_read_cb};
-  int body = !(r->req_eof && evbuffer_get_length(r->req_body) == 0 &&
+  int body = !(r->req_eof && tg_bytequeue_len(&r->req_body) == 0 &&
                r->req_trailers.n == 0);
   int32_t sid = nghttp2_submit_request(up->session, NULL, nv, (size_t)n,
                                        body ? &prd : NULL, r);
@@ -951,7 +934,7 @@ int tg_relay_up_data(tg_relay *r, const uint8_t *data, size_t len) {
     nghttp2_session_consume(r->up->session, r->up_sid, len);
     return 0;
   }
-  if (evbuffer_add(r->resp_body, data, len) != 0)
+  if (tg_bytequeue_add(&r->resp_body, data, len) != 0)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   /* The upstream connection is shared: its window is credited now, so a
    * client that does not read holds back only its own streams (each by its
