@@ -73,6 +73,7 @@ static const char config_fmt[] =
 typedef struct bench {
   tg_authn *authn;
   tg_authz *authz;
+  tg_authn_counters *counters;
   const char *path;
   const uint8_t *msg; /* the first message, without the 5-byte prefix */
   size_t msg_len;
@@ -185,7 +186,7 @@ end:
 static int run_cached(const bench *b, const char *token, size_t len,
                       double seconds, result *r) {
   tg_hdrs h;
-  tg_authn_local *l = tg_authn_local_new(b->authn);
+  tg_authn_local *l = tg_authn_local_new(b->authn, b->counters);
   int rv = -1;
   if (!l || make_headers(&h, b->path, token, len) != 0)
     goto end;
@@ -235,7 +236,7 @@ static int run_fresh(const bench *b, char *tokens, double seconds, result *r) {
   double spent = 0;
   uint64_t n = 0;
   while (spent < seconds) {
-    tg_authn_local *l = tg_authn_local_new(b->authn);
+    tg_authn_local *l = tg_authn_local_new(b->authn, b->counters);
     if (!l)
       goto end;
     double t0 = cpu_now();
@@ -276,6 +277,7 @@ int main(int argc, char **argv) {
   struct event_base *base = NULL;
   tg_keystore *ks = NULL;
   bench b = {0};
+  tg_authn_counters counters = {0};
   result res[4] = {{.name = "cached_describe"},
                    {.name = "cached_start"},
                    {.name = "fresh_rs256"},
@@ -306,7 +308,7 @@ int main(int argc, char **argv) {
 
   base = event_base_new();
   if (!base ||
-      !(ks = tg_keystore_new(base, cfg->authn->jwt, err, sizeof err))) {
+      !(ks = tg_keystore_new(base, cfg->authn->jwt, NULL, err, sizeof err))) {
     fprintf(stderr, "authz_bench: keystore: %s\n", base ? err : "no loop");
     goto end;
   }
@@ -323,6 +325,7 @@ int main(int argc, char **argv) {
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
   }
+  b.counters = &counters;
   if (!(b.authn = tg_authn_new(cfg, ks, err, sizeof err)) ||
       !(b.authz = tg_authz_new(cfg, err, sizeof err))) {
     fprintf(stderr, "authz_bench: %s\n", err);
