@@ -3,7 +3,8 @@
  * code (not a test). Each authorization is what the relay does for a call:
  * tg_authn_call() with the worker's tg_authn_local (its token cache), then
  * tg_authz_decide() twice: once on the headers (NEED_MESSAGE) and once with
- * the first message (ALLOW).
+ * the first message (ALLOW), with the relay's terse_allow (no access log,
+ * no debug log, no audit of allows: allow reasons are not formatted).
  *
  * Usage: authz_bench DIR [SECONDS [RUN]]
  *   DIR is what tests/bench/bodies.js wrote: jwt-rs.pub.pem, jwt-es.pub.pem,
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tg_accesslog.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_config.h"
@@ -74,6 +76,7 @@ typedef struct bench {
   tg_authn *authn;
   tg_authz *authz;
   tg_authn_counters *counters;
+  int terse_allow; /* as the relay sets it: nobody reads allow reasons */
   const char *path;
   const uint8_t *msg; /* the first message, without the 5-byte prefix */
   size_t msg_len;
@@ -161,8 +164,11 @@ static int authorize(const bench *b, tg_authn_local *l, const tg_hdrs *h,
     fprintf(stderr, "authz_bench: not authenticated: %s\n", reason);
     goto end;
   }
-  tg_call_info call = {
-      .headers = h, .path = b->path, .path_len = strlen(b->path), .claims = &c};
+  tg_call_info call = {.headers = h,
+                       .path = b->path,
+                       .path_len = strlen(b->path),
+                       .claims = &c,
+                       .terse_allow = b->terse_allow};
   tg_verdict v;
   if (tg_authz_decide(b->authz, &call, &v) != TG_AUTHZ_NEED_MESSAGE) {
     fprintf(stderr, "authz_bench: headers-only ask did not wait for the "
@@ -326,6 +332,9 @@ int main(int argc, char **argv) {
     event_base_dispatch(base);
   }
   b.counters = &counters;
+  b.terse_allow =
+      !(tg_accesslog_enabled() || tg_log_enabled(TG_LOG_DEBUG) ||
+        cfg->audit_include_allows || cfg->authz_mode == TG_AUTHZ_SHADOW);
   if (!(b.authn = tg_authn_new(cfg, ks, err, sizeof err)) ||
       !(b.authz = tg_authz_new(cfg, err, sizeof err))) {
     fprintf(stderr, "authz_bench: %s\n", err);
