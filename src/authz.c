@@ -182,10 +182,14 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
   rq.path = call->path;
   rq.path_len = call->path_len;
   rq.claims = call->claims;
-  if (tg_pb_validate(body, blen) < 0)
+  /* Finding the namespace walks every top-level field (tg_pb.h), so it
+   * validates what tg_pb_validate does: that runs alone only without a
+   * namespace to find, or to tell which reason a failure gets. */
+  int rv = m->ns.len ? tg_pb_get_string(body, blen, &m->ns, &rq.ns) : 0;
+  if ((rv < 0 || !m->ns.len) && tg_pb_validate(body, blen) < 0)
     return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
                 "malformed protobuf in the request message");
-  if (m->ns.len && tg_pb_get_string(body, blen, &m->ns, &rq.ns) < 0)
+  if (rv < 0)
     return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
                 "malformed namespace field");
   copy_ns(v, &rq.ns);
@@ -200,7 +204,6 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
              (int)(rq.ns.len > 64 ? 64 : rq.ns.len), (const char *)rq.ns.p);
     return policy_deny(a, v, v->reason);
   }
-  int rv;
   if (m->task_queue.len) {
     rv = tg_pb_get_string(body, blen, &m->task_queue, &rq.task_queue);
     if (rv < 0)
@@ -219,11 +222,12 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
                   "malformed workflow type field");
     rq.has_workflow_type = rv == 1;
   }
-  cmd_scan scan;
-  memset(&scan, 0, sizeof scan);
+  cmd_scan scan; /* found[] is read only up to n */
   if (m->inspect_commands) {
     scan.ns = rq.ns.p;
     scan.nslen = rq.ns.len;
+    scan.n = 0;
+    scan.overflow = 0;
     rv = tg_pb_foreach(body, blen, tg_commands_field, scan_command, &scan);
     if (rv < 0)
       return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
