@@ -105,7 +105,10 @@ static tg_authz_result judge(const tg_authz *a, const tg_call_info *call,
   rq->terse_allow = call->terse_allow;
   tg_policy_decide(a->policy, rq, &pv, NULL, NULL);
   _Static_assert(sizeof v->reason == sizeof pv.reason, "reason sizes");
-  memcpy(v->reason, pv.reason, strlen(pv.reason) + 1);
+  if (pv.allow && rq->terse_allow)
+    memcpy(v->reason, TG_POLICY_TERSE_ALLOW, sizeof TG_POLICY_TERSE_ALLOW);
+  else
+    strcpy(v->reason, pv.reason);
   return pv.allow ? TG_AUTHZ_ALLOW : policy_deny(a, v, v->reason);
 }
 
