@@ -10,7 +10,7 @@
  * inserted.
  *
  * A lookup costs one hash of the token (a wyhash-style multiply-mix over
- * 8-byte words, keyed with 256 random bits per cache from RAND_bytes), a
+ * 8-byte words, keyed with 448 random bits per cache from RAND_bytes), a
  * compare of the set's four stored 64-bit hashes, and, for an equal hash,
  * a compare of the length and then of the bytes: equal hashes of different
  * tokens are told apart, they only cost a memcmp.
@@ -26,8 +26,9 @@ typedef struct tg_tokencache tg_tokencache;
 
 /* capacity 0 gives a cache that holds nothing. NULL on no memory. */
 tg_tokencache *tg_tokencache_new(size_t capacity);
-/* The same with the hash key given rather than random: for tests, which
- * need to know where tokens land and which of them collide. */
+/* The same with the hash key given rather than random (four words; the
+ * rest of the key is derived from them): for tests, which need to know
+ * where tokens land and which of them collide. */
 tg_tokencache *tg_tokencache_new_keyed(size_t capacity, const uint64_t key[4]);
 void tg_tokencache_free(tg_tokencache *c); /* NULL-safe */
 

@@ -6,6 +6,8 @@
 #include <string.h>
 
 #define WAYS 4
+/* The hash key: a seed and one word per lane. */
+#define TC_KEYS 7
 
 typedef struct entry {
   char *token;
@@ -23,7 +25,7 @@ struct tg_tokencache {
   uint64_t *tags;
   entry *e;
   size_t nsets; /* power of two */
-  uint64_t key[4], seq;
+  uint64_t key[TC_KEYS], seq;
   tg_tokencache_stats st;
 };
 
@@ -55,11 +57,13 @@ static inline uint64_t tc_r4(const uint8_t *p) {
 }
 
 /* wyhash's construction (Wang Yi, public domain) with a per-cache random
- * key: 16 bytes per multiply, three independent lanes over long input, the
+ * key: 16 bytes per multiply, six independent lanes (each with its own key
+ * word, so equal blocks in two lanes do not cancel) over long input, the
  * length mixed in last. Only verified tokens are stored, so nobody can fill
  * sets with forged ones; the key keeps placement unpredictable, and a
  * colliding lookup costs no more than a miss. */
-static uint64_t tc_hash(const uint64_t k[4], const void *data, size_t len) {
+static uint64_t tc_hash(const uint64_t k[TC_KEYS], const void *data,
+                        size_t len) {
   const uint8_t *p = data;
   uint64_t seed = k[0] ^ tc_mix(k[0] ^ k[1], k[2]), a, b;
   if (len <= 16) {
@@ -75,16 +79,19 @@ static uint64_t tc_hash(const uint64_t k[4], const void *data, size_t len) {
     }
   } else {
     size_t i = len;
-    if (i > 48) {
-      uint64_t s1 = seed, s2 = seed;
+    if (i > 96) {
+      uint64_t s1 = seed, s2 = seed, s3 = seed, s4 = seed, s5 = seed;
       do {
         seed = tc_mix(tc_r8(p) ^ k[1], tc_r8(p + 8) ^ seed);
         s1 = tc_mix(tc_r8(p + 16) ^ k[2], tc_r8(p + 24) ^ s1);
         s2 = tc_mix(tc_r8(p + 32) ^ k[3], tc_r8(p + 40) ^ s2);
-        p += 48;
-        i -= 48;
-      } while (i > 48);
-      seed ^= s1 ^ s2;
+        s3 = tc_mix(tc_r8(p + 48) ^ k[4], tc_r8(p + 56) ^ s3);
+        s4 = tc_mix(tc_r8(p + 64) ^ k[5], tc_r8(p + 72) ^ s4);
+        s5 = tc_mix(tc_r8(p + 80) ^ k[6], tc_r8(p + 88) ^ s5);
+        p += 96;
+        i -= 96;
+      } while (i > 96);
+      seed ^= s1 ^ s2 ^ s3 ^ s4 ^ s5;
     }
     while (i > 16) {
       seed = tc_mix(tc_r8(p) ^ k[1], tc_r8(p + 8) ^ seed);
@@ -124,19 +131,27 @@ static tg_tokencache *tc_alloc(size_t capacity) {
   return c;
 }
 
+/* splitmix64's finaliser: the key words past the four a test gives. */
+static uint64_t tc_spread(uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
 tg_tokencache *tg_tokencache_new_keyed(size_t capacity, const uint64_t key[4]) {
   tg_tokencache *c = tc_alloc(capacity);
-  if (c)
-    memcpy(c->key, key, sizeof c->key);
+  if (!c)
+    return NULL;
+  for (int i = 0; i < TC_KEYS; i++)
+    c->key[i] = i < 4 ? key[i] : tc_spread(key[i - 3] + (uint64_t)i);
   return c;
 }
 
 tg_tokencache *tg_tokencache_new(size_t capacity) {
   tg_tokencache *c = tc_alloc(capacity);
   if (c && RAND_bytes((unsigned char *)c->key, sizeof c->key) != 1)
-    for (int i = 0; i < 4; i++)
-      c->key[i] =
-          ((uint64_t)(uintptr_t)c + (uint64_t)i) * 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < TC_KEYS; i++)
+      c->key[i] = tc_spread((uint64_t)(uintptr_t)c + (uint64_t)i);
   return c;
 }
 
