@@ -48,6 +48,12 @@ typedef struct tg_call_info {
   int have_msg;            /* 0 on the first (headers-only) ask */
   size_t body_extra;       /* request bytes received after the first message */
   const tg_claims *claims; /* the authenticated caller's claims */
+  /* 1: nobody will read the reason of an ALLOW (no access log, no debug
+   * log, no audit of allows): the verdict's reason is then just "allowed"
+   * and costs no formatting. Denials, shadow mode's would-be denials
+   * included, always carry the full reason. 0 (a zeroed struct): full
+   * reasons for every verdict. */
+  int terse_allow;
 } tg_call_info;
 
 typedef struct tg_verdict {

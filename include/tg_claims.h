@@ -19,9 +19,11 @@
  *   role instead; namespace names are case-sensitive byte strings;
  * - several grants for one namespace are OR-ed.
  *
- * Memory: a tg_claims owns its strings. Functions returning int give 0, or
- * TG_CLAIMS_ERR_NOMEM. Not thread-safe; a value belongs to one call or to a
- * cache entry.
+ * Memory: a tg_claims owns its strings: each allocated on its own, or,
+ * after tg_claims_merge/copy, all in one block (one allocation to make and
+ * free per call that copies cached claims). Functions returning int give
+ * 0, or TG_CLAIMS_ERR_NOMEM. Not thread-safe; a value belongs to one call or to
+ * a cache entry.
  */
 #ifndef TG_CLAIMS_H
 #define TG_CLAIMS_H
@@ -55,6 +57,10 @@ typedef struct tg_claims {
   size_t nns, cap;
   int64_t not_after; /* unix seconds after which these claims are void
                         (the earliest expiry of the credentials); 0: none */
+  /* NULL, or the one block holding ns[], every name and the subject (the
+   * result of a merge or copy); a change that adds a string first gives
+   * them allocations of their own. Internal to tg_claims. */
+  void *packed;
 } tg_claims;
 
 void tg_claims_init(tg_claims *c);

@@ -53,7 +53,9 @@
  * rule, when the built-in denies). Rules are numbered from 1 in text;
  * verdict.rule is the 0-based index of the deny rule that denied or of the
  * allow rule that allowed (-1 otherwise). Request strings in reasons are
- * cut to 64 bytes, bytes outside printable ASCII shown as '?'.
+ * cut to 64 bytes, bytes outside printable ASCII shown as '?'. With
+ * rq->terse_allow and no trace, an allow's reason is just "allowed" (the
+ * rule is still set); denials keep theirs.
  *
  * The compiled policy is immutable and shared by all workers.
  */
@@ -89,7 +91,15 @@ typedef struct tg_authz_request {
   tg_slice workflow_type;
   const tg_slice *extra_ns; /* namespaces named by commands */
   size_t nextra_ns;
+  /* 1: nobody reads the reason of an allow: an allowed verdict's reason is
+   * then TG_POLICY_TERSE_ALLOW, and nothing is formatted. A denial's reason
+   * is always the full one, and so is every reason when a trace is given.
+   * 0 (a zeroed request): full reasons. */
+  int terse_allow;
 } tg_authz_request;
+
+/* The reason of an allowed verdict when the request says terse_allow. */
+#define TG_POLICY_TERSE_ALLOW "allowed"
 
 typedef struct tg_authz_verdict {
   int allow;

@@ -22,6 +22,7 @@ struct tg_authn {
   tg_jwt_opts jwt;
   tg_apikeys_file *keys;
   tg_plugins *plugins; /* NULL without plugins */
+  size_t token_header_len, api_key_header_len;
 };
 
 struct tg_authn_local {
@@ -41,6 +42,8 @@ tg_authn *tg_authn_new(const tg_config *cfg, tg_keystore *keystore, char *err,
   a->cfg = cfg;
   a->ac = ac;
   a->keystore = keystore;
+  a->token_header_len = strlen(ac->token_header);
+  a->api_key_header_len = ac->api_key_header ? strlen(ac->api_key_header) : 0;
   a->perm.system_names = (const char *const *)ac->system_namespaces.v;
   a->perm.nsystem_names = ac->system_namespaces.n;
   if (ac->jwt) {
@@ -168,10 +171,10 @@ int tg_authn_peer_claims(const tg_authn *a, SSL *ssl, tg_claims *out) {
   return tg_authn_cert_claims(a, cert, out);
 }
 
-/* Finds the single value of header name; -1 when it occurs more than once. */
-static int one_header(const tg_hdrs *h, const char *name, const char **v,
-                      size_t *len) {
-  size_t nlen = strlen(name);
+/* Finds the single value of header name (nlen bytes); -1 when it occurs
+ * more than once. */
+static int one_header(const tg_hdrs *h, const char *name, size_t nlen,
+                      const char **v, size_t *len) {
   int found = 0;
   *v = NULL;
   *len = 0;
@@ -255,7 +258,7 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
     *reason = "out of memory";
     return TG_AUTHN_UNAVAILABLE;
   }
-  int n = one_header(h, ac->token_header, &v, &len);
+  int n = one_header(h, ac->token_header, a->token_header_len, &v, &len);
   if (n < 0) {
     *reason = "more than one authorization header";
     rv = TG_AUTHN_UNAUTHENTICATED;
@@ -274,7 +277,11 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
       rv = TG_AUTHN_UNAUTHENTICATED;
       goto end;
     }
-    if (tg_jwt_looks_like(tok, tlen) || memchr(tok, '.', tlen)) {
+    /* A dot makes it a JWT (every token tg_jwt_looks_like accepts has
+     * two). Its format is checked only by tg_jwt_verify, after the cache:
+     * a cached token was verified under the current keys and has not
+     * expired, so checking it again would be wasted. */
+    if (memchr(tok, '.', tlen)) {
       if (!ac->jwt) {
         *reason = "JWTs are not accepted here";
         rv = TG_AUTHN_UNAUTHENTICATED;
@@ -288,7 +295,7 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
       goto end;
   }
   if (ac->api_key_header) {
-    n = one_header(h, ac->api_key_header, &v, &len);
+    n = one_header(h, ac->api_key_header, a->api_key_header_len, &v, &len);
     if (n < 0) {
       *reason = "more than one API key header";
       rv = TG_AUTHN_UNAUTHENTICATED;

@@ -99,12 +99,55 @@ static int is_identity(const char *enc, size_t len) {
 }
 
 /* The policy's verdict, as the caller's. */
-static tg_authz_result judge(const tg_authz *a, const tg_authz_request *rq,
-                             tg_verdict *v) {
+static tg_authz_result judge(const tg_authz *a, const tg_call_info *call,
+                             tg_authz_request *rq, tg_verdict *v) {
   tg_authz_verdict pv;
+  rq->terse_allow = call->terse_allow;
   tg_policy_decide(a->policy, rq, &pv, NULL, NULL);
-  snprintf(v->reason, sizeof v->reason, "%s", pv.reason);
+  _Static_assert(sizeof v->reason == sizeof pv.reason, "reason sizes");
+  if (pv.allow && rq->terse_allow)
+    memcpy(v->reason, TG_POLICY_TERSE_ALLOW, sizeof TG_POLICY_TERSE_ALLOW);
+  else
+    strcpy(v->reason, pv.reason);
   return pv.allow ? TG_AUTHZ_ALLOW : policy_deny(a, v, v->reason);
+}
+
+/* The headers the decision reads, found in one pass. */
+typedef struct call_hdrs {
+  const char *enc, *ns; /* grpc-encoding, temporal-namespace: the first */
+  size_t enc_len, ns_len;
+  int nenc, nns;
+} call_hdrs;
+
+static void read_hdrs(const tg_hdrs *h, call_hdrs *out) {
+  memset(out, 0, sizeof *out);
+  for (size_t i = 0; i < h->n; i++) {
+    const tg_hdr_ent *e = &h->ents[i];
+    const char *name = h->arena + e->name_off;
+    const char *val = h->arena + e->value_off;
+    if (e->name_len == 13 && memcmp(name, "grpc-encoding", 13) == 0) {
+      if (!out->nenc++) {
+        out->enc = val;
+        out->enc_len = e->value_len;
+      }
+    } else if (e->name_len == 18 &&
+               memcmp(name, "temporal-namespace", 18) == 0) {
+      if (!out->nns++) {
+        out->ns = val;
+        out->ns_len = e->value_len;
+      }
+    }
+  }
+}
+
+/* The namespace, as a C string for logs: as "%.*s" would print it, cut to
+ * the buffer. */
+static void copy_ns(tg_verdict *v, const tg_slice *ns) {
+  size_t n = ns->len < sizeof v->ns - 1 ? ns->len : sizeof v->ns - 1;
+  n = n ? strnlen((const char *)ns->p, n) : 0;
+  if (n)
+    memcpy(v->ns, ns->p, n);
+  v->ns[n] = '\0';
 }
 
 /* A sticky task queue (TaskQueue.kind STICKY) carries a per-worker name;
@@ -133,24 +176,28 @@ static int sticky_normal_name(const uint8_t *body, size_t blen,
 
 /* Reads what the policy needs from the (decompressed) first message. */
 static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
-                               const tg_method *m, const uint8_t *body,
-                               size_t blen, tg_verdict *v) {
+                               const call_hdrs *ch, const tg_method *m,
+                               const uint8_t *body, size_t blen,
+                               tg_verdict *v) {
   tg_authz_request rq;
   memset(&rq, 0, sizeof rq);
   rq.method = m;
   rq.path = call->path;
   rq.path_len = call->path_len;
   rq.claims = call->claims;
-  if (tg_pb_validate(body, blen) < 0)
+  /* Finding the namespace walks every top-level field (tg_pb.h), so it
+   * validates what tg_pb_validate does: that runs alone only without a
+   * namespace to find, or to tell which reason a failure gets. */
+  int rv = m->ns.len ? tg_pb_get_string(body, blen, &m->ns, &rq.ns) : 0;
+  if ((rv < 0 || !m->ns.len) && tg_pb_validate(body, blen) < 0)
     return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
                 "malformed protobuf in the request message");
-  if (m->ns.len && tg_pb_get_string(body, blen, &m->ns, &rq.ns) < 0)
+  if (rv < 0)
     return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
                 "malformed namespace field");
-  snprintf(v->ns, sizeof v->ns, "%.*s", (int)rq.ns.len,
-           rq.ns.len ? (const char *)rq.ns.p : "");
-  size_t hlen = 0;
-  const char *hns = tg_hdrs_get(call->headers, "temporal-namespace", &hlen);
+  copy_ns(v, &rq.ns);
+  size_t hlen = ch->ns_len;
+  const char *hns = ch->ns;
   if (hns && m->ns.len &&
       (hlen != rq.ns.len || memcmp(hns, rq.ns.p, hlen) != 0)) {
     snprintf(v->reason, sizeof v->reason,
@@ -160,7 +207,6 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
              (int)(rq.ns.len > 64 ? 64 : rq.ns.len), (const char *)rq.ns.p);
     return policy_deny(a, v, v->reason);
   }
-  int rv;
   if (m->task_queue.len) {
     rv = tg_pb_get_string(body, blen, &m->task_queue, &rq.task_queue);
     if (rv < 0)
@@ -179,11 +225,12 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
                   "malformed workflow type field");
     rq.has_workflow_type = rv == 1;
   }
-  cmd_scan scan;
-  memset(&scan, 0, sizeof scan);
+  cmd_scan scan; /* found[] is read only up to n */
   if (m->inspect_commands) {
     scan.ns = rq.ns.p;
     scan.nslen = rq.ns.len;
+    scan.n = 0;
+    scan.overflow = 0;
     rv = tg_pb_foreach(body, blen, tg_commands_field, scan_command, &scan);
     if (rv < 0)
       return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
@@ -193,7 +240,7 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
     rq.extra_ns = scan.found;
     rq.nextra_ns = scan.n;
   }
-  return judge(a, &rq, v);
+  return judge(a, call, &rq, v);
 }
 
 tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
@@ -213,17 +260,18 @@ tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
     rq.path = call->path;
     rq.path_len = call->path_len;
     rq.claims = call->claims;
-    return judge(a, &rq, v);
+    return judge(a, call, &rq, v);
   }
+  call_hdrs ch;
+  read_hdrs(call->headers, &ch);
   /* The frontend may read either copy of a repeated header; tgate does not
    * guess which. */
-  if (tg_hdrs_count(call->headers, "grpc-encoding") > 1 ||
-      tg_hdrs_count(call->headers, "temporal-namespace") > 1)
+  if (ch.nenc > 1 || ch.nns > 1)
     return deny(v, TG_GRPC_INVALID_ARGUMENT,
                 "repeated grpc-encoding or temporal-namespace header",
                 "repeated grpc-encoding or temporal-namespace header");
-  size_t elen = 0;
-  const char *enc = tg_hdrs_get(call->headers, "grpc-encoding", &elen);
+  size_t elen = ch.enc_len;
+  const char *enc = ch.enc;
   if (enc && !tg_decompress_supported(enc, elen)) {
     snprintf(v->reason, sizeof v->reason,
              "grpc-encoding '%.*s' is not supported (gzip, deflate, identity)",
@@ -240,7 +288,7 @@ tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
                 "more than one request message on a unary call",
                 "more than one request message on a unary call");
   if (!call->msg_compressed)
-    return inspect(a, call, m, call->msg, call->msg_len, v);
+    return inspect(a, call, &ch, m, call->msg, call->msg_len, v);
   if (!enc || is_identity(enc, elen))
     return deny(v, TG_GRPC_INVALID_ARGUMENT,
                 "compressed message without grpc-encoding",
@@ -258,7 +306,7 @@ tg_authz_result tg_authz_decide(const tg_authz *a, const tg_call_info *call,
   if (rv != 0)
     return deny(v, TG_GRPC_INVALID_ARGUMENT, "corrupt compressed message",
                 "corrupt compressed message");
-  tg_authz_result r = inspect(a, call, m, body, blen, v);
+  tg_authz_result r = inspect(a, call, &ch, m, body, blen, v);
   free(body);
   return r;
 }

@@ -73,17 +73,62 @@ void tg_claims_init(tg_claims *c) {
   memset(c, 0, sizeof(*c));
 }
 
-void tg_claims_clear(tg_claims *c) {
+static void claims_free_storage(tg_claims *c) {
+  if (c->packed) {
+    free(c->packed);
+    return;
+  }
   for (size_t i = 0; i < c->nns; i++)
     free(c->ns[i].ns);
   free(c->ns);
   free(c->subject);
+}
+
+void tg_claims_clear(tg_claims *c) {
+  claims_free_storage(c);
   memset(c, 0, sizeof(*c));
+}
+
+/* Gives packed claims strings of their own, before a change that needs to
+ * grow them. On TG_CLAIMS_ERR_NOMEM c is unchanged. */
+static int claims_unpack(tg_claims *c) {
+  tg_ns_role *ns = NULL;
+  char *subject = NULL;
+  size_t k = 0;
+
+  if (!c->packed)
+    return 0;
+  if (c->nns) {
+    ns = malloc(c->nns * sizeof(*ns));
+    if (!ns)
+      goto fail;
+    for (k = 0; k < c->nns; k++) {
+      ns[k] = c->ns[k];
+      ns[k].ns = claims_dup(c->ns[k].ns, c->ns[k].len);
+      if (!ns[k].ns)
+        goto fail;
+    }
+  }
+  if (c->subject && !(subject = claims_dup(c->subject, strlen(c->subject))))
+    goto fail;
+  free(c->packed);
+  c->packed = NULL;
+  c->ns = ns;
+  c->cap = c->nns;
+  c->subject = subject;
+  return 0;
+fail:
+  while (k-- > 0)
+    free(ns[k].ns);
+  free(ns);
+  return TG_CLAIMS_ERR_NOMEM;
 }
 
 int tg_claims_set_subject(tg_claims *c, const char *s, size_t len) {
   if (c->subject)
     return 0;
+  if (claims_unpack(c) != 0)
+    return TG_CLAIMS_ERR_NOMEM;
   c->subject = claims_dup(s, len);
   return c->subject ? 0 : TG_CLAIMS_ERR_NOMEM;
 }
@@ -95,6 +140,8 @@ int tg_claims_grant(tg_claims *c, const char *ns, size_t len, uint8_t role) {
     c->ns[i].role |= role;
     return 0;
   }
+  if (claims_unpack(c) != 0)
+    return TG_CLAIMS_ERR_NOMEM;
   if (c->nns == c->cap) {
     size_t cap = c->cap ? c->cap * 2 : 4;
     if (cap < c->cap || cap > SIZE_MAX / sizeof(*c->ns))
@@ -122,77 +169,79 @@ uint8_t tg_claims_ns_role(const tg_claims *c, const char *ns, size_t len) {
   return found ? c->ns[i].role : 0;
 }
 
-/* Builds the merged list aside and swaps it in at the end, so that a failed
- * allocation leaves dst exactly as it was rather than half-merged. */
+/* The next entry of the union of a and b (both sorted) from *i, *j on:
+ * its name and, for a name in both, the roles OR-ed. */
+static const tg_ns_role *claims_next(const tg_claims *a, const tg_claims *b,
+                                     size_t *i, size_t *j, uint8_t *role) {
+  const tg_ns_role *x = *i < a->nns ? &a->ns[*i] : NULL;
+  const tg_ns_role *y = *j < b->nns ? &b->ns[*j] : NULL;
+  int r = !x ? 1 : !y ? -1 : claims_ns_cmp(x->ns, x->len, y->ns, y->len);
+  if (r < 0) {
+    ++*i;
+    *role = x->role;
+    return x;
+  }
+  ++*j;
+  if (r > 0) {
+    *role = y->role;
+    return y;
+  }
+  ++*i;
+  *role = (uint8_t)(x->role | y->role);
+  return x;
+}
+
+/* A merge makes one block: the namespace array, then every name, then the
+ * subject. A cached token's claims are copied for every call, so this is
+ * one allocation (and one free) instead of one per string; and a failed
+ * allocation leaves dst exactly as it was. */
 int tg_claims_merge(tg_claims *dst, const tg_claims *src) {
-  tg_ns_role *ns = NULL;
-  char *subject = NULL;
-  size_t n = 0, i = 0, j = 0, total = 0;
+  const char *subject = dst->subject ? dst->subject : src->subject;
+  size_t n = 0, i = 0, j = 0, bytes = 0, slen = 0, total;
+  uint8_t role;
 
   if (dst == src)
     return 0;
-  if (!dst->subject && src->subject) {
-    subject = claims_dup(src->subject, strlen(src->subject));
-    if (!subject)
-      goto fail;
-  }
-  if (src->nns) {
-    if (dst->nns > SIZE_MAX / sizeof(*ns) - src->nns)
-      goto fail;
-    total = dst->nns + src->nns;
-    ns = malloc(total * sizeof(*ns));
-    if (!ns)
-      goto fail;
+  if (src->nns || (!dst->subject && src->subject)) {
     while (i < dst->nns || j < src->nns) {
-      int r;
-      if (i == dst->nns)
-        r = 1;
-      else if (j == src->nns)
-        r = -1;
-      else
-        r = claims_ns_cmp(dst->ns[i].ns, dst->ns[i].len, src->ns[j].ns,
-                          src->ns[j].len);
-      if (r < 0) {
-        ns[n++] = dst->ns[i++];
-      } else if (r > 0) {
-        char *copy = claims_dup(src->ns[j].ns, src->ns[j].len);
-        if (!copy)
-          goto fail;
-        ns[n].ns = copy;
-        ns[n].len = src->ns[j].len;
-        ns[n].role = src->ns[j].role;
-        n++;
-        j++;
-      } else {
-        ns[n] = dst->ns[i++];
-        ns[n++].role |= src->ns[j++].role;
-      }
+      const tg_ns_role *e = claims_next(dst, src, &i, &j, &role);
+      if (e->len >= SIZE_MAX - bytes)
+        return TG_CLAIMS_ERR_NOMEM;
+      bytes += e->len + 1;
+      n++;
     }
-    free(dst->ns);
-    dst->ns = ns;
-    dst->nns = n;
-    dst->cap = total;
+    slen = subject ? strlen(subject) + 1 : 0;
+    if (bytes > SIZE_MAX - slen ||
+        n > (SIZE_MAX - bytes - slen) / sizeof(tg_ns_role))
+      return TG_CLAIMS_ERR_NOMEM;
+    total = n * sizeof(tg_ns_role) + bytes + slen;
+    char *block = malloc(total ? total : 1);
+    if (!block)
+      return TG_CLAIMS_ERR_NOMEM;
+    tg_ns_role *ns = (tg_ns_role *)(void *)block;
+    char *str = block + n * sizeof(*ns);
+    for (size_t k = i = j = 0; k < n; k++) {
+      const tg_ns_role *e = claims_next(dst, src, &i, &j, &role);
+      memcpy(str, e->ns, e->len);
+      str[e->len] = '\0';
+      ns[k].ns = str;
+      ns[k].len = e->len;
+      ns[k].role = role;
+      str += e->len + 1;
+    }
+    if (subject)
+      memcpy(str, subject, slen);
+    claims_free_storage(dst);
+    dst->packed = block;
+    dst->ns = n ? ns : NULL;
+    dst->nns = dst->cap = n;
+    dst->subject = subject ? str : NULL;
   }
-  if (subject)
-    dst->subject = subject;
   dst->kinds |= src->kinds;
   dst->system |= src->system;
   if (src->not_after && (!dst->not_after || src->not_after < dst->not_after))
     dst->not_after = src->not_after;
   return 0;
-
-fail:
-  /* dst's own entries appear in ns in their original order; everything
-   * else in ns is a copy made here. */
-  for (size_t k = 0, d = 0; k < n; k++) {
-    if (d < dst->nns && ns[k].ns == dst->ns[d].ns)
-      d++;
-    else
-      free(ns[k].ns);
-  }
-  free(ns);
-  free(subject);
-  return TG_CLAIMS_ERR_NOMEM;
 }
 
 int tg_claims_copy(tg_claims *dst, const tg_claims *src) {

@@ -32,14 +32,9 @@ typedef struct pol_rule {
   pol_globs ns, subjects, task_queues, workflow_types;
 } pol_rule;
 
-typedef struct pol_index {
-  uintptr_t addr;
-  size_t i;
-} pol_index;
-
 struct tg_policy {
   size_t nmethods, nwords;
-  pol_index *index; /* table entries sorted by address: method -> bit */
+  uintptr_t table; /* address of the method table's first entry */
   uint64_t *disabled;
   pol_rule *rules;
   size_t nrules;
@@ -247,27 +242,16 @@ int tg_authz_builtin(const tg_method *m, const tg_claims *c, const char *ns,
 
 /* ---- compiling ---- */
 
-static int pol_index_cmp(const void *a, const void *b) {
-  const pol_index *x = a, *y = b;
-  return (x->addr > y->addr) - (x->addr < y->addr);
-}
-
+/* The table index of m, when m is an entry of the method table: computed
+ * from the address, then checked against the entry at that index, so any
+ * other pointer (one into the table's middle included) is refused. */
 static int pol_method_index(const tg_policy *p, const tg_method *m,
                             size_t *out) {
-  uintptr_t key = (uintptr_t)m;
-  size_t lo = 0, hi = p->nmethods;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (p->index[mid].addr == key) {
-      *out = p->index[mid].i;
-      return 1;
-    }
-    if (p->index[mid].addr < key)
-      lo = mid + 1;
-    else
-      hi = mid;
-  }
-  return 0;
+  size_t i = ((uintptr_t)m - p->table) / sizeof(*m);
+  if (i >= p->nmethods || tg_method_at(i) != m)
+    return 0;
+  *out = i;
+  return 1;
 }
 
 static int pol_bit(const uint64_t *bits, size_t i) {
@@ -375,7 +359,6 @@ void tg_policy_free(tg_policy *p) {
   }
   free(p->rules);
   free(p->disabled);
-  free(p->index);
   free(p);
 }
 
@@ -388,14 +371,7 @@ tg_policy *tg_policy_new(const tg_config *cfg, char *err, size_t errlen) {
   p->worker_extended = cfg->worker_role_extended != 0;
   p->nmethods = tg_methods_count();
   p->nwords = p->nmethods ? (p->nmethods + 63) / 64 : 1;
-  p->index = calloc(p->nmethods ? p->nmethods : 1, sizeof(*p->index));
-  if (!p->index)
-    goto nomem;
-  for (size_t i = 0; i < p->nmethods; i++) {
-    p->index[i].addr = (uintptr_t)tg_method_at(i);
-    p->index[i].i = i;
-  }
-  qsort(p->index, p->nmethods, sizeof(*p->index), pol_index_cmp);
+  p->table = (uintptr_t)tg_method_at(0);
 
   p->disabled =
       pol_methods(p, &cfg->disabled_methods, "disabled_methods", err, errlen);
@@ -625,22 +601,25 @@ int tg_policy_decide(const tg_policy *p, const tg_authz_request *rq,
   int disabled, builtin_ok, allow_rule, deny_rule, main_ok;
   int xfail = -1, xdeny = -1;
 
-  memset(v, 0, sizeof(*v));
+  v->allow = 0;
   v->rule = -1;
+  v->reason[0] = '\0';
   pol_trace_claims(rq->claims, trace, arg);
   if (!m || !pol_method_index(p, m, &mi)) {
-    pol_trace(trace, arg, "method: %s: unknown",
-              pol_show(show, rq->path, rq->path ? rq->path_len : 0));
+    if (trace)
+      pol_trace(trace, arg, "method: %s: unknown",
+                pol_show(show, rq->path, rq->path ? rq->path_len : 0));
     pol_verdict(v, 0, -1, trace, arg, "denied: unknown method");
     return 0;
   }
-  pol_trace(trace, arg, "method: %s (%s scope, needs %s%s%s%s)", m->name,
-            m->scope == TG_SCOPE_CLUSTER     ? "cluster"
-            : m->scope == TG_SCOPE_NAMESPACE ? "namespace"
-                                             : "no",
-            pol_role(h, m->required), m->worker ? ", worker method" : "",
-            m->always_allowed ? ", always allowed" : "",
-            m->inspect_commands ? ", commands inspected" : "");
+  if (trace)
+    pol_trace(trace, arg, "method: %s (%s scope, needs %s%s%s%s)", m->name,
+              m->scope == TG_SCOPE_CLUSTER     ? "cluster"
+              : m->scope == TG_SCOPE_NAMESPACE ? "namespace"
+                                               : "no",
+              pol_role(h, m->required), m->worker ? ", worker method" : "",
+              m->always_allowed ? ", always allowed" : "",
+              m->inspect_commands ? ", commands inspected" : "");
   disabled = pol_bit(p->disabled, mi);
   if (disabled && !trace) {
     pol_verdict(v, 0, -1, NULL, NULL, "denied: method disabled");
@@ -649,8 +628,13 @@ int tg_policy_decide(const tg_policy *p, const tg_authz_request *rq,
 
   builtin_ok = pol_builtin_main(m, rq->claims, ns, nslen, p->worker_extended,
                                 &held, &how);
-  pol_builtin_reason(reason, sizeof(reason), m, ns, nslen, held, how);
-  pol_trace(trace, arg, "built-in: %s", reason);
+  /* Formatted when read: by the trace, a denial, or an allow that wants
+   * its reason. */
+  reason[0] = '\0';
+  if (trace) {
+    pol_builtin_reason(reason, sizeof(reason), m, ns, nslen, held, how);
+    pol_trace(trace, arg, "built-in: %s", reason);
+  }
   pol_rules(p, mi, rq, ns, nslen, builtin_ok, "", &allow_rule, &deny_rule,
             trace, arg);
   main_ok = (builtin_ok || allow_rule >= 0) && deny_rule < 0;
@@ -665,10 +649,14 @@ int tg_policy_decide(const tg_policy *p, const tg_authz_request *rq,
       int xok, xa, xd;
       pol_extra_ns(&rq->extra_ns[i], ns, nslen, &x, &xlen);
       xheld = pol_held(rq->claims, x, xlen);
-      snprintf(label, sizeof(label), "command namespace %s: ",
-               xlen ? pol_show(show, x, xlen) : "(none)");
-      pol_trace(trace, arg, "%sbuilt-in: %s (holds %s, needs write)", label,
-                xheld >= TG_ROLE_WRITE ? "allow" : "deny", pol_role(h, xheld));
+      label[0] = '\0';
+      if (trace) {
+        snprintf(label, sizeof(label), "command namespace %s: ",
+                 xlen ? pol_show(show, x, xlen) : "(none)");
+        pol_trace(trace, arg, "%sbuilt-in: %s (holds %s, needs write)", label,
+                  xheld >= TG_ROLE_WRITE ? "allow" : "deny",
+                  pol_role(h, xheld));
+      }
       pol_rules(p, mi, rq, x, xlen, xheld >= TG_ROLE_WRITE, label, &xa, &xd,
                 trace, arg);
       xok = (xheld >= TG_ROLE_WRITE || xa >= 0) && xd < 0;
@@ -688,6 +676,8 @@ int tg_policy_decide(const tg_policy *p, const tg_authz_request *rq,
     pol_verdict(v, 0, deny_rule, trace, arg, "denied by rule %d (line %zu)",
                 deny_rule + 1, p->rules[deny_rule].line);
   } else if (!main_ok) {
+    if (!trace)
+      pol_builtin_reason(reason, sizeof(reason), m, ns, nslen, held, how);
     pol_verdict(v, 0, -1, trace, arg, "%s", reason);
   } else if (xfail >= 0) {
     const void *x;
@@ -701,7 +691,13 @@ int tg_policy_decide(const tg_policy *p, const tg_authz_request *rq,
     else
       pol_verdict(v, 0, -1, trace, arg,
                   "denied: command targets namespace %s without write", show);
+  } else if (rq->terse_allow && !trace) {
+    v->allow = 1;
+    v->rule = builtin_ok ? -1 : allow_rule;
+    memcpy(v->reason, TG_POLICY_TERSE_ALLOW, sizeof(TG_POLICY_TERSE_ALLOW));
   } else if (builtin_ok) {
+    if (!trace)
+      pol_builtin_reason(reason, sizeof(reason), m, ns, nslen, held, how);
     pol_verdict(v, 1, -1, trace, arg, "%s", reason);
   } else {
     pol_verdict(v, 1, allow_rule, trace, arg, "allowed by rule %d (line %zu)",

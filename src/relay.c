@@ -601,6 +601,9 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
   call.msg_compressed = compressed;
   call.have_msg = have_msg;
   call.body_extra = extra;
+  call.terse_allow = !(tg_accesslog_enabled() || tg_log_enabled(TG_LOG_DEBUG) ||
+                       r->gen->cfg->audit_include_allows ||
+                       r->gen->cfg->authz_mode == TG_AUTHZ_SHADOW);
   tg_verdict v;
   tg_authz_result res = tg_authz_decide(r->gen->authz, &call, &v);
   const char *peer = r->down ? r->down->peer : "?";

@@ -3,7 +3,8 @@
  * code (not a test). Each authorization is what the relay does for a call:
  * tg_authn_call() with the worker's tg_authn_local (its token cache), then
  * tg_authz_decide() twice: once on the headers (NEED_MESSAGE) and once with
- * the first message (ALLOW).
+ * the first message (ALLOW), with the relay's terse_allow (no access log,
+ * no debug log, no audit of allows: allow reasons are not formatted).
  *
  * Usage: authz_bench DIR [SECONDS [RUN]]
  *   DIR is what tests/bench/bodies.js wrote: jwt-rs.pub.pem, jwt-es.pub.pem,
@@ -25,6 +26,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tg_accesslog.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_config.h"
@@ -73,6 +75,8 @@ static const char config_fmt[] =
 typedef struct bench {
   tg_authn *authn;
   tg_authz *authz;
+  tg_authn_counters *counters;
+  int terse_allow; /* as the relay sets it: nobody reads allow reasons */
   const char *path;
   const uint8_t *msg; /* the first message, without the 5-byte prefix */
   size_t msg_len;
@@ -160,8 +164,11 @@ static int authorize(const bench *b, tg_authn_local *l, const tg_hdrs *h,
     fprintf(stderr, "authz_bench: not authenticated: %s\n", reason);
     goto end;
   }
-  tg_call_info call = {
-      .headers = h, .path = b->path, .path_len = strlen(b->path), .claims = &c};
+  tg_call_info call = {.headers = h,
+                       .path = b->path,
+                       .path_len = strlen(b->path),
+                       .claims = &c,
+                       .terse_allow = b->terse_allow};
   tg_verdict v;
   if (tg_authz_decide(b->authz, &call, &v) != TG_AUTHZ_NEED_MESSAGE) {
     fprintf(stderr, "authz_bench: headers-only ask did not wait for the "
@@ -181,13 +188,11 @@ end:
   return rv;
 }
 
-static tg_authn_counters counters;
-
 /* A repeated token: after the first call every one is a cache hit. */
 static int run_cached(const bench *b, const char *token, size_t len,
                       double seconds, result *r) {
   tg_hdrs h;
-  tg_authn_local *l = tg_authn_local_new(b->authn, &counters);
+  tg_authn_local *l = tg_authn_local_new(b->authn, b->counters);
   int rv = -1;
   if (!l || make_headers(&h, b->path, token, len) != 0)
     goto end;
@@ -237,7 +242,7 @@ static int run_fresh(const bench *b, char *tokens, double seconds, result *r) {
   double spent = 0;
   uint64_t n = 0;
   while (spent < seconds) {
-    tg_authn_local *l = tg_authn_local_new(b->authn, &counters);
+    tg_authn_local *l = tg_authn_local_new(b->authn, b->counters);
     if (!l)
       goto end;
     double t0 = cpu_now();
@@ -278,6 +283,7 @@ int main(int argc, char **argv) {
   struct event_base *base = NULL;
   tg_keystore *ks = NULL;
   bench b = {0};
+  tg_authn_counters counters = {0};
   result res[4] = {{.name = "cached_describe"},
                    {.name = "cached_start"},
                    {.name = "fresh_rs256"},
@@ -325,6 +331,10 @@ int main(int argc, char **argv) {
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
   }
+  b.counters = &counters;
+  b.terse_allow =
+      !(tg_accesslog_enabled() || tg_log_enabled(TG_LOG_DEBUG) ||
+        cfg->audit_include_allows || cfg->authz_mode == TG_AUTHZ_SHADOW);
   if (!(b.authn = tg_authn_new(cfg, ks, err, sizeof err)) ||
       !(b.authz = tg_authz_new(cfg, err, sizeof err))) {
     fprintf(stderr, "authz_bench: %s\n", err);

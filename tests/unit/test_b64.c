@@ -36,8 +36,18 @@ TG_TEST(url_alphabet_and_strictness) {
   TG_CHECK(tg_b64url_decode("Zm 9v", 5, dec, &n) == -1);
 }
 
+TG_TEST(value_table_is_the_alphabet) {
+  static const char alpha[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  for (int c = 0; c < 256; c++) {
+    const char *at = c ? memchr(alpha, c, 64) : NULL;
+    TG_CHECK(tg_b64url_val((unsigned char)c) == (at ? (int)(at - alpha) : -1));
+  }
+}
+
 int main(void) {
   TG_RUN(rfc4648_vectors_round_trip);
   TG_RUN(url_alphabet_and_strictness);
+  TG_RUN(value_table_is_the_alphabet);
   return TG_DONE();
 }

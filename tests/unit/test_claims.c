@@ -386,6 +386,57 @@ TG_TEST(test_copy) {
   tg_claims_clear(&dst);
 }
 
+/* A merge's result lives in one block; growing it afterwards (a new
+ * namespace, a first subject) works as on any other value. */
+TG_TEST(test_packed_then_changed) {
+  tg_claims src, dst;
+  tg_claims_init(&src);
+  tg_claims_init(&dst);
+  TG_CHECK(apply(&src, "payments:read", NULL) == 1);
+  TG_CHECK(apply(&src, "orders:worker", NULL) == 1);
+  TG_CHECK(tg_claims_copy(&dst, &src) == 0);
+  TG_CHECK(dst.packed != NULL && dst.subject == NULL && well_formed(&dst));
+  /* An existing namespace: in place. */
+  TG_CHECK(tg_claims_grant(&dst, "orders", 6, TG_ROLE_READ) == 0);
+  TG_CHECK(dst.packed != NULL);
+  TG_CHECK(role_of(&dst, "orders") == (TG_ROLE_WORKER | TG_ROLE_READ));
+  TG_CHECK(role_of(&src, "orders") == TG_ROLE_WORKER);
+  TG_CHECK(tg_claims_set_subject(&dst, "svc", 3) == 0);
+  TG_CHECK(dst.packed == NULL && strcmp(dst.subject, "svc") == 0);
+  TG_CHECK(well_formed(&dst) && dst.nns == 2);
+  tg_claims_clear(&dst);
+  TG_CHECK(tg_claims_set_subject(&src, "s", 1) == 0);
+  TG_CHECK(tg_claims_copy(&dst, &src) == 0);
+  TG_CHECK(tg_claims_grant(&dst, "aardvark", 8, TG_ROLE_ADMIN) == 0);
+  TG_CHECK(tg_claims_grant(&dst, "zebra", 5, TG_ROLE_WRITE) == 0);
+  TG_CHECK(well_formed(&dst) && dst.nns == 4 && strcmp(dst.subject, "s") == 0);
+  TG_CHECK(role_of(&dst, "payments") == TG_ROLE_READ);
+  TG_CHECK(role_of(&dst, "aardvark") == TG_ROLE_ADMIN);
+  /* A merge into a packed value, and of a packed value. */
+  tg_claims more;
+  tg_claims_init(&more);
+  TG_CHECK(tg_claims_copy(&more, &src) == 0);
+  TG_CHECK(tg_claims_merge(&more, &dst) == 0);
+  TG_CHECK(well_formed(&more) && more.nns == 4 && more.packed != NULL);
+  TG_CHECK(role_of(&more, "zebra") == TG_ROLE_WRITE);
+  TG_CHECK(strcmp(more.subject, "s") == 0 && more.subject != dst.subject);
+  /* Only a subject to add. */
+  tg_claims subj, empty;
+  tg_claims_init(&subj);
+  tg_claims_init(&empty);
+  TG_CHECK(tg_claims_set_subject(&subj, "only", 4) == 0);
+  TG_CHECK(tg_claims_merge(&empty, &subj) == 0);
+  TG_CHECK(empty.nns == 0 && empty.ns == NULL && empty.packed != NULL &&
+           strcmp(empty.subject, "only") == 0);
+  TG_CHECK(tg_claims_grant(&empty, "x", 1, TG_ROLE_READ) == 0);
+  TG_CHECK(well_formed(&empty) && strcmp(empty.subject, "only") == 0);
+  tg_claims_clear(&empty);
+  tg_claims_clear(&subj);
+  tg_claims_clear(&more);
+  tg_claims_clear(&dst);
+  tg_claims_clear(&src);
+}
+
 TG_TEST(test_regex) {
   char err[256] = "";
   tg_perm_regex *re = tg_perm_regex_new("(?P<namespace>[^.]+)\\.(?P<role>\\w+)",
@@ -590,6 +641,37 @@ TG_TEST(test_out_of_memory) {
       break;
   }
   TG_CHECK(n > 1 && n < 1000);
+
+  /* A new namespace or subject on a packed value: all or nothing. */
+  for (n = 1; n < 1000; n++) {
+    tg_claims dst;
+    tg_claims_init(&dst);
+    hook_arm(0);
+    TG_CHECK(tg_claims_copy(&dst, &base) == 0);
+    hook_count = 0;
+    hook_fail_at = n;
+    int rc = tg_claims_grant(&dst, "new", 3, TG_ROLE_READ);
+    int rs = tg_claims_set_subject(&dst, "s", 1);
+    int failed = hook_failed;
+    hook_fail_at = 0;
+    TG_CHECK(well_formed(&dst) && role_of(&dst, "a") == TG_ROLE_ADMIN);
+    if (rc == 0)
+      TG_CHECK(dst.nns == 4 && role_of(&dst, "new") == TG_ROLE_READ);
+    else
+      TG_CHECK(rc == TG_CLAIMS_ERR_NOMEM && dst.nns == 3 &&
+               !has_ns(&dst, "new"));
+    if (rs == 0)
+      TG_CHECK(strcmp(dst.subject, "s") == 0);
+    else
+      TG_CHECK(rs == TG_CLAIMS_ERR_NOMEM && dst.subject == NULL);
+    TG_CHECK(failed == (rc != 0 || rs != 0));
+    tg_claims_clear(&dst);
+    hook_armed = 0;
+    TG_CHECK(hook_live == 0);
+    if (!failed)
+      break;
+  }
+  TG_CHECK(n > 3 && n < 1000);
   tg_claims_clear(&base);
   tg_claims_clear(&src);
 
@@ -637,6 +719,7 @@ int main(void) {
   TG_RUN(test_merge);
   TG_RUN(test_not_after);
   TG_RUN(test_copy);
+  TG_RUN(test_packed_then_changed);
   TG_RUN(test_regex);
   TG_RUN(test_regex_errors);
   TG_RUN(test_regex_backtracking_bounded);

@@ -161,14 +161,20 @@ static int has_line(const lines *l, const char *prefix) {
   return 0;
 }
 
-/* Decides with and without a trace; both must give the same verdict. */
+/* Decides with and without a trace, and with terse_allow: all must give
+ * the same verdict; terse_allow shortens only an allow's reason. */
 static tg_authz_verdict decide(const tg_policy *p, const tg_authz_request *rq) {
-  tg_authz_verdict a, b;
+  tg_authz_verdict a, b, t;
+  tg_authz_request terse = *rq;
   lines *l = calloc(1, sizeof(*l));
   TG_CHECK(tg_policy_decide(p, rq, &a, NULL, NULL) == 0);
   TG_CHECK(tg_policy_decide(p, rq, &b, collect, l) == 0);
   TG_CHECK(a.allow == b.allow && a.rule == b.rule);
   TG_CHECK(!strcmp(a.reason, b.reason));
+  terse.terse_allow = 1;
+  TG_CHECK(tg_policy_decide(p, &terse, &t, NULL, NULL) == 0);
+  TG_CHECK(t.allow == a.allow && t.rule == a.rule);
+  TG_CHECK(!strcmp(t.reason, a.allow ? TG_POLICY_TERSE_ALLOW : a.reason));
   TG_CHECK(l->n >= 2);
   if (l->n) {
     TG_CHECK_STR_CONTAINS(l->v[0], "claims: ");
@@ -672,6 +678,12 @@ TG_TEST(unknown_method_always_denied) {
     v = decide(p, &rq);
     TG_CHECK(!v.allow);
     TG_CHECK(!strcmp(v.reason, "denied: unknown method"));
+    /* Inside the table, aligned, but not at an entry's start. */
+    rq.method =
+        (const tg_method *)((const char *)method(START) + sizeof(void *));
+    v = decide(p, &rq);
+    TG_CHECK(!v.allow);
+    TG_CHECK(!strcmp(v.reason, "denied: unknown method"));
   }
 end:
   tg_policy_free(p);
@@ -841,6 +853,64 @@ end:
   tg_claims_clear(&c);
 }
 
+TG_TEST(terse_allow_shortens_allows_only) {
+  tg_config *cfg = cfg_new(1);
+  tg_policy *p;
+  tg_claims c;
+  tg_authz_request rq;
+  tg_authz_verdict v;
+  lines *l = calloc(1, sizeof(*l));
+
+  cfg_rule(cfg, 1, 3, L(SIGNAL), L("orders"), NULL, NULL, NULL);
+  cfg_rule(cfg, 0, 5, L(START), L("payments"), L("bob"), NULL, NULL);
+  p = policy(cfg);
+  claims(&c, "alice", L("payments:write", "orders:read"));
+  if (!p)
+    goto end;
+  /* Allowed by the built-in, then by a rule: "allowed", rule kept. */
+  rq = req(START, &c, "payments");
+  rq.terse_allow = 1;
+  TG_CHECK(tg_policy_decide(p, &rq, &v, NULL, NULL) == 0);
+  TG_CHECK(v.allow && v.rule == -1 && !strcmp(v.reason, "allowed"));
+  rq = req(SIGNAL, &c, "orders");
+  rq.terse_allow = 1;
+  TG_CHECK(tg_policy_decide(p, &rq, &v, NULL, NULL) == 0);
+  TG_CHECK(v.allow && v.rule == 0 && !strcmp(v.reason, "allowed"));
+  /* A trace always gets the full reasons. */
+  TG_CHECK(tg_policy_decide(p, &rq, &v, collect, l) == 0);
+  TG_CHECK(v.allow && !strcmp(v.reason, "allowed by rule 1 (line 3)"));
+  TG_CHECK(has_line(l, "decision: allowed by rule 1 (line 3)"));
+  /* Denials keep their reason: built-in, rule, command namespace. */
+  rq = req(SIGNAL, &c, "billing");
+  rq.terse_allow = 1;
+  TG_CHECK(tg_policy_decide(p, &rq, &v, NULL, NULL) == 0);
+  TG_CHECK(!v.allow && !strcmp(v.reason, "denied: needs write on namespace "
+                                         "billing, holds none"));
+  tg_claims_clear(&c);
+  claims(&c, "bob", L("payments:write"));
+  rq = req(START, &c, "payments");
+  rq.terse_allow = 1;
+  TG_CHECK(tg_policy_decide(p, &rq, &v, NULL, NULL) == 0);
+  TG_CHECK(!v.allow && v.rule == 1 &&
+           !strcmp(v.reason, "denied by rule 2 (line 5)"));
+  {
+    tg_slice x = S("elsewhere");
+    rq = req(RESPOND, &c, "payments");
+    rq.extra_ns = &x;
+    rq.nextra_ns = 1;
+    rq.terse_allow = 1;
+    TG_CHECK(tg_policy_decide(p, &rq, &v, NULL, NULL) == 0);
+    TG_CHECK(!v.allow && !strcmp(v.reason, "denied: command targets "
+                                           "namespace elsewhere without "
+                                           "write"));
+  }
+end:
+  free(l);
+  tg_policy_free(p);
+  cfg_free(cfg);
+  tg_claims_clear(&c);
+}
+
 int main(void) {
   TG_RUN(glob_basics);
   TG_RUN(glob_long_input_is_linear);
@@ -859,5 +929,6 @@ int main(void) {
   TG_RUN(categories);
   TG_RUN(compile_errors);
   TG_RUN(trace_lines);
+  TG_RUN(terse_allow_shortens_allows_only);
   return TG_DONE();
 }
