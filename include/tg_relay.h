@@ -56,6 +56,8 @@ int tg_relay_down_eof(tg_relay *r);
  * connection is gone (error_code NGHTTP2_CANCEL). Unlinks r from down. */
 void tg_relay_down_closed(tg_relay *r, uint32_t error_code);
 
+/* Forwards the calls allowed while d's last read was processed. */
+void tg_relay_forward_queued(tg_h2conn *d);
 /* The downstream response HEADERS were sent (for the latency metrics). */
 void tg_relay_down_resp_sent(tg_relay *r);
 /* The upstream request HEADERS were sent (a deferred cancel goes now). */

@@ -66,6 +66,10 @@ struct tg_h2conn {
    * answered RESOURCE_EXHAUSTED and it is sent GOAWAY */
   unsigned over_limit : 1;
   unsigned kill : 1; /* close at the next flush, output or not */
+  /* downstream: calls allowed while a read is being processed, forwarded
+   * once it is (so a call the same read cancels never reaches the
+   * frontend) */
+  struct tg_relay_queue to_forward;
   /* downstream: response bytes received for its calls and not yet taken
    * by it (bounded by TG_CONN_MAX_UNREAD) */
   size_t resp_buffered;
@@ -123,6 +127,7 @@ struct tg_relay {
   int32_t up_sid;
   LIST_ENTRY(tg_relay) down_link, up_link;
   TAILQ_ENTRY(tg_relay) pend_link;
+  TAILQ_ENTRY(tg_relay) fwd_link; /* in its client connection's to_forward */
   struct event *pend_timer;
 
   tg_hdrs req_hdrs, req_trailers, resp_hdrs, resp_trailers;
@@ -159,6 +164,7 @@ struct tg_relay {
   unsigned hdrs_too_big : 1;    /* request headers beyond the limit: dropped */
   unsigned subject_counted : 1; /* in app->callcount until freed */
   unsigned up_hdrs_sent : 1;    /* the upstream request HEADERS went out */
+  unsigned fwd_queued : 1;      /* allowed, in down->to_forward */
   unsigned up_cancel : 1;       /* reset upstream once they have */
 };
 #endif

@@ -10,6 +10,7 @@
 
 #include "tg_downstream.h"
 #include "tg_log.h"
+#include "tg_relay.h"
 #include "tg_upstream.h"
 #include "tg_worker.h"
 
@@ -27,6 +28,7 @@ tg_h2conn *tg_conn_new(tg_worker *w, tg_conn_kind kind) {
   c->w = w;
   c->state = TG_CS_HANDSHAKE;
   LIST_INIT(&c->relays);
+  TAILQ_INIT(&c->to_forward);
   c->flush_ev = event_new(w->base, -1, 0, flush_cb, c);
   if (!c->flush_ev) {
     free(c);
@@ -147,6 +149,8 @@ int tg_conn_recv(tg_h2conn *c) {
     }
     evbuffer_drain(in, len);
   }
+  if (c->kind == TG_CONN_DOWN)
+    tg_relay_forward_queued(c);
   return tg_conn_flush(c);
 }
 

@@ -223,8 +223,20 @@ static void relay_free(tg_relay *r) {
 }
 
 static void maybe_free(tg_relay *r) {
-  if (!r->down_open && !r->up_open && !r->pending)
+  if (!r->down_open && !r->up_open && !r->pending && !r->fwd_queued)
     relay_free(r);
+}
+
+void tg_relay_forward_queued(tg_h2conn *d) {
+  tg_relay *r;
+  while ((r = TAILQ_FIRST(&d->to_forward)) != NULL) {
+    TAILQ_REMOVE(&d->to_forward, r, fwd_link);
+    r->fwd_queued = 0;
+    if (r->state == TG_RS_PENDING && r->down_open)
+      tg_uppool_submit(r->w->pool, r);
+    else
+      maybe_free(r);
+  }
 }
 
 /* Hop-by-hop fields never cross the gateway (RFC 9113 8.2.2); nghttp2 already
@@ -443,9 +455,10 @@ static void cancel_up(tg_relay *r) {
     r->up_cancel = 1;
     return;
   }
-  nghttp2_submit_rst_stream(r->up->session, NGHTTP2_FLAG_NONE, r->up_sid,
+  tg_h2conn *u = r->up;
+  nghttp2_submit_rst_stream(u->session, NGHTTP2_FLAG_NONE, r->up_sid,
                             NGHTTP2_CANCEL);
-  tg_conn_schedule_flush(r->up);
+  tg_conn_schedule_flush(u);
 }
 
 void tg_relay_up_headers_sent(tg_relay *r) {
@@ -645,6 +658,14 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
     r->req_limit = have_msg && msg ? TG_GRPC_PREFIX_LEN + msglen : SIZE_MAX;
     r->t_decide_ns = now_ns();
     r->state = TG_RS_PENDING;
+    if (r->down && r->down->in_recv) {
+      /* Forwarded once this read is processed: if the same read cancels
+       * the call (HEADERS and RST_STREAM in one packet: rapid reset), the
+       * frontend never sees it. */
+      TAILQ_INSERT_TAIL(&r->down->to_forward, r, fwd_link);
+      r->fwd_queued = 1;
+      return;
+    }
     tg_uppool_submit(r->w->pool, r);
     return;
   case TG_AUTHZ_NEED_MESSAGE:
@@ -837,6 +858,10 @@ void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
     size_t unc = req_uncredited(r);
     if (unc)
       nghttp2_session_consume_connection(d->session, unc);
+  }
+  if (r->fwd_queued && d) {
+    TAILQ_REMOVE(&d->to_forward, r, fwd_link);
+    r->fwd_queued = 0;
   }
   r->down = NULL;
   if (r->pending)

@@ -297,9 +297,14 @@ test('rapid reset (CVE-2023-44487): HEADERS+RST_STREAM by the thousand on one co
 
 test('rapid reset from reconnecting clients is not passed on to the shared upstream connection', {
   timeout: T,
-  todo: 'tgate forwards up to ~1000 HEADERS+RST_STREAM per attacking connection to its one shared upstream ' +
-    'connection with no limit across connections; an upstream with its own rapid-reset limit (here Node\'s ' +
-    'nghttp2) GOAWAYs that connection and other clients\' calls racing it get REFUSED_STREAM; see the report',
+  // Known limitation. A call cancelled in the same read as its HEADERS never leaves tgate, but
+  // one cancelled after it was forwarded costs the frontend a RST_STREAM, and nghttp2 lets each
+  // client connection cancel ~1000 before closing it; reconnecting clients add up on the one
+  // shared upstream connection, and a frontend with its own rapid-reset detector (Node's, here)
+  // GOAWAYs it: 1-3 of the good client's calls get REFUSED_STREAM, which gRPC clients retry
+  // transparently. Rationing tgate's resets (ending the request instead) was tried: it keeps
+  // the cancelled calls alive upstream and costs ~45 MiB more under this attack.
+  todo: 'cancellations of forwarded calls from many connections reach the shared upstream connection',
 }, async (t) => {
   const PATH = '/test.Abuse/RapidResetRelayed';
   const { good, tg } = await underAttack(t, { rssBound: rssLimit(32) }, (x, sockets) => rapidReset(x, sockets, PATH, ATTACK_MS));
