@@ -233,6 +233,8 @@ function checkExit(t, exit, { expectCode = 0 } = {}) {
  *   maxConnections, logLevel ('info'), port (default: a free one)
  *   waitReady: wait for /health/ready 200 (default true when admin is on)
  *   extraYaml: further top-level YAML appended to the configuration
+ *   wrapper: argv run in front of tgate, e.g. ['bash', '-c', 'ulimit -n 64; exec "$0" "$@"']
+ *     (it must exec tgate, so that pid is tgate's)
  * Returns {port, adminPort, proc, pid, log(), exited, stop(signal), kill(), configFile}.
  */
 async function startTgate(opts = {}) {
@@ -245,7 +247,7 @@ async function startTgate(opts = {}) {
     const configFile = path.join(dir, 'tgate.yaml');
     fs.writeFileSync(configFile, tgateConfig({ ...opts, port, adminPort }));
     try {
-      return await launch(configFile, port, adminPort, admin && opts.waitReady !== false);
+      return await launch(configFile, port, adminPort, admin && opts.waitReady !== false, opts.wrapper);
     } catch (e) {
       // A port taken between freePort() and tgate's bind: try other ports.
       if (attempt < 3 && !opts.port && /cannot listen|Address already in use/.test(e.message)) continue;
@@ -254,8 +256,9 @@ async function startTgate(opts = {}) {
   }
 }
 
-async function launch(configFile, port, adminPort, waitReady) {
-  const proc = spawn(TGATE_BIN, ['-c', configFile], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+async function launch(configFile, port, adminPort, waitReady, wrapper = []) {
+  const [cmd, ...args] = [...wrapper, TGATE_BIN, '-c', configFile];
+  const proc = spawn(cmd, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks = [];
   proc.stdout.on('data', (d) => chunks.push(d));
   proc.stderr.on('data', (d) => chunks.push(d));
