@@ -107,6 +107,13 @@ tg_audit *tg_audit_open(const char *path, int fail_closed, char *err,
  * result. */
 int tg_audit_log(tg_audit *a, const char *event, const char *json_fields);
 
+/* The same for a record of something that happens whatever the log's
+ * state (a denial, a reload, start and stop): in fail_closed it is queued
+ * while the log cannot be written too (as in fail_open), to be written
+ * when it can, and only a full queue or no memory loses it (counted as
+ * dropped; TG_AUDIT_REFUSED in fail_closed). */
+int tg_audit_log_keep(tg_audit *a, const char *event, const char *json_fields);
+
 /* Starts a new file at the same path after the old one was renamed; the
  * new file's first entry continues the chain. If the path still names the
  * file being written (not rotated), nothing changes. Returns 0 (err ""),

@@ -14,6 +14,7 @@
 #define TG_WORKER_H
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
 
 #include "tg_authn.h"
 #include "tg_gen.h"
@@ -68,6 +69,9 @@ struct tg_worker {
   pthread_mutex_t next_mu;
   tg_gen *next_gen; /* handed over by tg_worker_set_gen, taken by gen_ev */
   struct event *gen_ev;
+  struct event *accept_ev; /* resumes accepting after a failure */
+  time_t accept_warned_at;
+  uint64_t accept_failures;
   struct event_base *base;
   int listen_fd;
   struct evconnlistener *listener;
@@ -81,6 +85,9 @@ struct tg_worker {
   int shutting_down;
   pthread_t thread;
 };
+
+/* How long accepting pauses after accept() failed (EMFILE...). */
+#define TG_ACCEPT_PAUSE_MS 100
 
 /* Creates worker id with a bound, listening socket fd (taken over). */
 tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd);

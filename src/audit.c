@@ -317,7 +317,8 @@ static size_t format_time(char ts[32]) {
 
 static const char *const reserved[] = {"seq", "time", "event", "prev"};
 
-int tg_audit_log(tg_audit *a, const char *event, const char *json_fields) {
+static int log_entry(tg_audit *a, const char *event, const char *json_fields,
+                     int keep) {
   static const char p_seq[] = "{\"seq\":", p_time[] = ",\"time\":\"",
                     p_event[] = "\",\"event\":", p_prev[] = ",\"prev\":\"";
   json_t *ev = NULL, *fields = NULL;
@@ -357,7 +358,7 @@ int tg_audit_log(tg_audit *a, const char *event, const char *json_fields) {
 
   pthread_mutex_lock(&a->mu);
   if (!it || a->nqueued >= TG_AUDIT_QUEUE_MAX ||
-      (a->fail_closed && !a->healthy)) {
+      (a->fail_closed && !a->healthy && !keep)) {
     a->dropped++;
     pthread_mutex_unlock(&a->mu);
     rv = a->fail_closed ? TG_AUDIT_REFUSED : 0;
@@ -415,6 +416,14 @@ end:
   json_decref(fields);
   json_decref(ev);
   return rv;
+}
+
+int tg_audit_log(tg_audit *a, const char *event, const char *json_fields) {
+  return log_entry(a, event, json_fields, 0);
+}
+
+int tg_audit_log_keep(tg_audit *a, const char *event, const char *json_fields) {
+  return log_entry(a, event, json_fields, 1);
 }
 
 int tg_audit_reopen(tg_audit *a, char *err, size_t errlen) {

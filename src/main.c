@@ -177,7 +177,7 @@ static int run(tg_config *cfg, const char *path) {
     char fields[256];
     snprintf(fields, sizeof fields, "{\"version\":\"%s\",\"pid\":%ld}",
              TG_VERSION, (long)getpid());
-    tg_audit_log(app.audit, "start", fields);
+    tg_audit_log_keep(app.audit, "start", fields);
   }
   if (tg_accesslog_open(cfg->access_log, err, sizeof err) != 0) {
     tg_err("logging.access_log: %s", err);
@@ -272,7 +272,7 @@ end:
   if (app.audit) {
     uint64_t seq;
     char head[65];
-    tg_audit_log(app.audit, "stop", "{}");
+    tg_audit_log_keep(app.audit, "stop", "{}");
     tg_audit_head(app.audit, &seq, head);
     tg_info("audit chain head: entry %llu, %s", (unsigned long long)seq, head);
     tg_audit_close(app.audit); /* drains: no entry is lost */
@@ -381,6 +381,9 @@ int main(int argc, char **argv) {
   }
   tg_log_set_level(cfg->log_level);
   signal(SIGPIPE, SIG_IGN);
+  /* A file size limit (RLIMIT_FSIZE) makes a write fail with EFBIG, which
+   * the audit and access logs handle, instead of killing the process. */
+  signal(SIGXFSZ, SIG_IGN);
   if (evthread_use_pthreads() != 0) {
     fprintf(stderr, "tgate: libevent has no thread support\n");
     tg_config_free(cfg);

@@ -590,7 +590,10 @@ static int audit(const tg_relay *r, const char *event, const char *path,
   json_decref(o);
   if (!fields)
     return TG_AUDIT_REFUSED;
-  int rv = tg_audit_log(a, event, fields);
+  /* A denial happens whatever the log's state: it is kept (written when
+   * the log can be); an allow that cannot be recorded is refused. */
+  int rv = strcmp(event, "deny") == 0 ? tg_audit_log_keep(a, event, fields)
+                                      : tg_audit_log(a, event, fields);
   free(fields);
   return rv;
 }

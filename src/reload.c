@@ -249,7 +249,7 @@ static void audit_reload(tg_reload *rl, const char *result, const char *why,
   char *fields = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
   json_decref(o);
   if (fields)
-    tg_audit_log(rl->app->audit, "config_reload", fields);
+    tg_audit_log_keep(rl->app->audit, "config_reload", fields);
   free(fields);
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tg_conn.h"
@@ -59,10 +60,32 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd,
   tg_down_accept(w, fd, sa, salen);
 }
 
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_worker *w = arg;
+  if (w->listener && !w->shutting_down)
+    evconnlistener_enable(w->listener);
+}
+
+/* EMFILE and friends: the connection waits in the backlog, so retrying at
+ * once would spin. The listener pauses TG_ACCEPT_PAUSE_MS (connections
+ * already open are served meanwhile) and the warning is logged at most once
+ * a second, with the count of failures since. */
 static void accept_error_cb(struct evconnlistener *l, void *arg) {
+  tg_worker *w = arg;
   int err = EVUTIL_SOCKET_ERROR();
-  tg_warn("accept failed: %s", evutil_socket_error_to_string(err));
-  /* EMFILE and friends: keep listening, the next accept may succeed. */
+  time_t now = time(NULL);
+  w->accept_failures++;
+  if (now != w->accept_warned_at) {
+    tg_warn("worker %d: accept failed: %s (%llu time(s) since the last "
+            "warning); pausing new connections for %d ms",
+            w->id, evutil_socket_error_to_string(err),
+            (unsigned long long)w->accept_failures, TG_ACCEPT_PAUSE_MS);
+    w->accept_warned_at = now;
+    w->accept_failures = 0;
+  }
+  evconnlistener_disable(l);
+  struct timeval tv = {0, TG_ACCEPT_PAUSE_MS * 1000};
+  event_add(w->accept_ev, &tv);
 }
 
 static void finish(tg_worker *w) {
@@ -190,7 +213,9 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->force_ev = event_new(w->base, -1, 0, force_cb, w);
   w->grace_ev = evtimer_new(w->base, grace_cb, w);
   w->gen_ev = event_new(w->base, -1, 0, gen_cb, w);
-  if (!w->shutdown_ev || !w->force_ev || !w->grace_ev || !w->gen_ev)
+  w->accept_ev = evtimer_new(w->base, accept_resume_cb, w);
+  if (!w->shutdown_ev || !w->force_ev || !w->grace_ev || !w->gen_ev ||
+      !w->accept_ev)
     goto fail;
   w->listener = evconnlistener_new(
       w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
@@ -269,6 +294,8 @@ void tg_worker_join_free(tg_worker *w) {
   tg_gen_unref(w->next_gen);
   if (w->gen_ev)
     event_free(w->gen_ev);
+  if (w->accept_ev)
+    event_free(w->accept_ev);
   pthread_mutex_destroy(&w->next_mu);
   if (w->shutdown_ev)
     event_free(w->shutdown_ev);
