@@ -23,13 +23,18 @@
  * Writes: the frames of one flush are gathered (TG_CONN_STAGE) and written
  * with one send, directly when the socket is plaintext and nothing is
  * queued; worker loops use epoll's changelist, so arming and disarming
- * EPOLLOUT in one pass costs no epoll_ctl.
+ * EPOLLOUT in one pass costs no epoll_ctl. Reads: a plaintext connection,
+ * once READY, is read with recv() straight into nghttp2 (no ioctl, no
+ * evbuffer); TLS connections and handshakes go through the bufferevent.
  */
 #ifndef TG_CONN_H
 #define TG_CONN_H
 #include "tg_types.h"
 
 #define TG_CONN_OUTBUF_HIGH (64 * 1024)
+/* Direct reads (plaintext, READY): bytes per recv(), recvs per event. */
+#define TG_CONN_READ_CHUNK (32 * 1024)
+#define TG_CONN_READS_PER_EVENT 4
 /* Bytes of frames gathered on the stack before a write. */
 #define TG_CONN_STAGE (32 * 1024)
 #define TG_STREAM_WINDOW (256 * 1024)

@@ -80,6 +80,7 @@ struct tg_h2conn {
   uint64_t peer_claims_gen; /* ... under this generation (again after a
                                reload) */
   struct event *timer;      /* handshake / connect timeout */
+  struct event *rd_ev;      /* direct reads once READY (plaintext) */
   char reason[256];         /* why the socket ended, when it did */
   char peer[300];           /* "ip:port" or "host:port" for logs */
 };

@@ -1,5 +1,6 @@
 #include "tg_conn.h"
 
+#include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
@@ -121,6 +122,78 @@ fail:
   return -1;
 }
 
+/* Feeds len received bytes to the session. 0, or -1 when c was freed. */
+static int feed(tg_h2conn *c, const uint8_t *data, size_t len) {
+  c->in_recv = 1;
+  ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
+  c->in_recv = 0;
+  if (rv < 0) {
+    tg_info("%s %s: HTTP/2 error: %s",
+            c->kind == TG_CONN_DOWN ? "client" : "upstream", c->peer,
+            nghttp2_strerror((int)rv));
+    tg_conn_free(c);
+    return -1;
+  }
+  return 0;
+}
+
+/* What follows a read: calls allowed during it go upstream, and what the
+ * session has to say goes out. */
+static int after_read(tg_h2conn *c) {
+  if (c->kind == TG_CONN_DOWN)
+    tg_relay_forward_queued(c);
+  return tg_conn_flush(c);
+}
+
+/* A READY plaintext connection is read with recv() into the stack and fed
+ * to nghttp2 directly: no FIONREAD ioctl and no evbuffer chain per read
+ * (libevent's socket bufferevent does both). */
+static void direct_read_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_h2conn *c = arg;
+  uint8_t buf[TG_CONN_READ_CHUNK];
+  for (int i = 0; i < TG_CONN_READS_PER_EVENT; i++) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      if (feed(c, buf, (size_t)n) != 0)
+        return;
+      if ((size_t)n < sizeof buf)
+        break;
+      continue;
+    }
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      break;
+    snprintf(c->reason, sizeof c->reason, "%s",
+             n == 0 ? "closed by peer" : strerror(errno));
+    if (c->kind == TG_CONN_DOWN)
+      tg_debug("client %s: %s", c->peer, c->reason);
+    else
+      tg_warn("upstream %s: %s", c->peer, c->reason);
+    tg_conn_free(c);
+    return;
+  }
+  after_read(c);
+}
+
+/* Moves c to direct reads once it is READY (plaintext only; TLS stays
+ * with its bufferevent). */
+static void maybe_read_direct(tg_h2conn *c) {
+  if (c->ssl || c->rd_ev || c->state != TG_CS_READY || c->over_limit ||
+      !c->session)
+    return;
+  evutil_socket_t fd = bufferevent_getfd(c->bev);
+  struct event *ev =
+      event_new(c->w->base, fd, EV_READ | EV_PERSIST, direct_read_cb, c);
+  if (!ev || event_add(ev, NULL) != 0) {
+    if (ev)
+      event_free(ev);
+    return; /* the bufferevent keeps reading */
+  }
+  bufferevent_disable(c->bev, EV_READ);
+  c->rd_ev = ev;
+}
+
 int tg_conn_recv(tg_h2conn *c) {
   struct evbuffer *in = bufferevent_get_input(c->bev);
   if (c->state == TG_CS_REFUSING) {
@@ -137,21 +210,14 @@ int tg_conn_recv(tg_h2conn *c) {
   size_t len;
   while ((len = evbuffer_get_contiguous_space(in)) > 0) {
     const uint8_t *data = evbuffer_pullup(in, (ssize_t)len);
-    c->in_recv = 1;
-    ssize_t rv = nghttp2_session_mem_recv(c->session, data, len);
-    c->in_recv = 0;
-    if (rv < 0) {
-      tg_info("%s %s: HTTP/2 error: %s",
-              c->kind == TG_CONN_DOWN ? "client" : "upstream", c->peer,
-              nghttp2_strerror((int)rv));
-      tg_conn_free(c);
+    if (feed(c, data, len) != 0)
       return -1;
-    }
     evbuffer_drain(in, len);
   }
-  if (c->kind == TG_CONN_DOWN)
-    tg_relay_forward_queued(c);
-  return tg_conn_flush(c);
+  if (after_read(c) != 0)
+    return -1;
+  maybe_read_direct(c);
+  return 0;
 }
 
 void tg_conn_free(tg_h2conn *c) {
@@ -167,6 +233,8 @@ void tg_conn_free(tg_h2conn *c) {
     bufferevent_free(c->bev);
   if (c->timer)
     event_free(c->timer);
+  if (c->rd_ev)
+    event_free(c->rd_ev);
   if (c->peer_claims) {
     tg_claims_clear(c->peer_claims);
     free(c->peer_claims);
