@@ -19,6 +19,7 @@
 #include "tg_authn.h"
 #include "tg_gen.h"
 #include "tg_metrics.h"
+#include "tg_slab.h"
 #include "tg_types.h"
 
 struct tg_app {
@@ -77,6 +78,7 @@ struct tg_worker {
   struct evconnlistener *listener;
   tg_uppool *pool;
   tg_relay *spare_relays; /* ended calls' relays, for reuse */
+  tg_slab slab;           /* nghttp2's memory for this worker's sessions */
   uint32_t nspare_relays;
   struct tg_conn_list downconns;
   uint32_t ndown;

@@ -159,7 +159,8 @@ static int start_session(tg_h2conn *c) {
     return -1;
   }
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  int rv = nghttp2_session_server_new2(&c->session, cbs, c, opt);
+  int rv = nghttp2_session_server_new3(&c->session, cbs, c, opt,
+                                       tg_slab_mem(&c->w->slab));
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0)

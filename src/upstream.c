@@ -1097,7 +1097,8 @@ static int start_session(tg_h2conn *c) {
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
   nghttp2_option_set_no_auto_window_update(opt, 1);
-  int rv = nghttp2_session_client_new2(&c->session, cbs, c, opt);
+  int rv = nghttp2_session_client_new3(&c->session, cbs, c, opt,
+                                       tg_slab_mem(&c->w->slab));
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0)

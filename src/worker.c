@@ -198,6 +198,7 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->cfg = app->boot->cfg;
   w->listen_fd = listen_fd;
   pthread_mutex_init(&w->next_mu, NULL);
+  tg_slab_init(&w->slab);
   LIST_INIT(&w->downconns);
   /* The changelist folds an EPOLLOUT armed and disarmed within one loop
    * pass (a TLS bufferevent does that on every write) into no syscall. */
@@ -253,8 +254,10 @@ static void *worker_main(void *arg) {
   tg_uppool_free(w->pool);
   w->pool = NULL;
   tg_relay_free_spares(w);
-  /* Let bufferevents' deferred frees run. */
+  /* Let bufferevents' deferred frees run, then give back nghttp2's kept
+   * blocks (every session is gone). */
   event_base_loop(w->base, EVLOOP_NONBLOCK);
+  tg_slab_clear(&w->slab);
   atomic_fetch_sub(&w->app->workers_running, 1);
   event_active(w->app->worker_exit_ev, EV_READ, 0);
   return NULL;
@@ -287,6 +290,7 @@ void tg_worker_join_free(tg_worker *w) {
   if (w->pool)
     tg_uppool_free(w->pool);
   tg_relay_free_spares(w);
+  tg_slab_clear(&w->slab);
   tg_authn_local_free(w->authn);
   tg_callstats_free(w->stats.calls_by);
   free(w->stats.upstream);

@@ -1,0 +1,73 @@
+#include <stdlib.h>
+#include <string.h>
+
+#include "tg_slab.h"
+#include "tg_test.h"
+
+TG_TEST(blocks_are_reused_by_size_class) {
+  tg_slab s;
+  tg_slab_init(&s);
+  void *a = tg_slab_alloc(&s, 40);
+  TG_CHECK(a != NULL);
+  memset(a, 1, 40);
+  tg_slab_release(&s, a);
+  void *b = tg_slab_alloc(&s, 60); /* same 64-byte class */
+  TG_CHECK(b == a);
+  void *c = tg_slab_alloc(&s, 60); /* the list is empty: a new one */
+  TG_CHECK(c != NULL && c != b);
+  tg_slab_release(&s, b);
+  tg_slab_release(&s, c);
+  TG_CHECK(s.nfree[1] == 2);
+  /* large blocks come from malloc and go back to it */
+  void *big = tg_slab_alloc(&s, TG_SLAB_MAX + 1);
+  TG_CHECK(big != NULL);
+  memset(big, 2, TG_SLAB_MAX + 1);
+  tg_slab_release(&s, big);
+  tg_slab_release(&s, NULL);
+  tg_slab_clear(&s);
+  TG_CHECK(s.nfree[1] == 0 && s.free[1] == NULL);
+}
+
+TG_TEST(nghttp2_mem_interface) {
+  tg_slab s;
+  tg_slab_init(&s);
+  nghttp2_mem *m = &s.mem;
+  unsigned char *p = m->calloc(10, 10, m->mem_user_data);
+  int zero = 1;
+  for (int i = 0; i < 100; i++)
+    zero &= p[i] == 0;
+  TG_CHECK(zero);
+  memset(p, 7, 100);
+  p = m->realloc(p, 1000, m->mem_user_data); /* grows: moved, kept */
+  TG_CHECK(p && p[0] == 7 && p[99] == 7);
+  p = m->realloc(p, 3000, m->mem_user_data); /* into a large block */
+  TG_CHECK(p && p[99] == 7);
+  p = m->realloc(p, 5000, m->mem_user_data); /* large to large */
+  TG_CHECK(p && p[0] == 7);
+  p = m->realloc(p, 8, m->mem_user_data); /* shrinks into a class */
+  TG_CHECK(p && p[7] == 7);
+  m->free(p, m->mem_user_data);
+  TG_CHECK(m->calloc(SIZE_MAX / 2, 4, m->mem_user_data) == NULL);
+  TG_CHECK(m->realloc(NULL, 16, m->mem_user_data) != NULL ||
+           !"realloc(NULL) allocates");
+  tg_slab_clear(&s);
+}
+
+TG_TEST(free_lists_are_bounded) {
+  tg_slab s;
+  tg_slab_init(&s);
+  static void *v[TG_SLAB_KEEP + 10];
+  for (size_t i = 0; i < TG_SLAB_KEEP + 10; i++)
+    v[i] = tg_slab_alloc(&s, 100);
+  for (size_t i = 0; i < TG_SLAB_KEEP + 10; i++)
+    tg_slab_release(&s, v[i]);
+  TG_CHECK(s.nfree[(100 - 1) / TG_SLAB_CLASS] == TG_SLAB_KEEP);
+  tg_slab_clear(&s);
+}
+
+int main(void) {
+  TG_RUN(blocks_are_reused_by_size_class);
+  TG_RUN(nghttp2_mem_interface);
+  TG_RUN(free_lists_are_bounded);
+  return TG_DONE();
+}
