@@ -7,9 +7,10 @@
  *
  * Size classes are multiples of 32 bytes; each block carries a 16-byte
  * header with its class. Larger blocks go to malloc directly. Each class
- * keeps at most TG_SLAB_KEEP free blocks; beyond that they go back to
- * malloc. Not thread-safe: one worker's sessions only, created and freed
- * on its thread (tg_slab_free after they are all gone).
+ * keeps at most TG_SLAB_KEEP free blocks, and all of them at most
+ * TG_SLAB_KEEP_BYTES; beyond that they go back to malloc. Not thread-safe: one
+ * worker's sessions only, created and freed on its thread (tg_slab_free after
+ * they are all gone).
  */
 #ifndef TG_SLAB_H
 #define TG_SLAB_H
@@ -20,13 +21,16 @@
 #define TG_SLAB_MAX 2048
 #define TG_SLAB_CLASS 32
 #define TG_SLAB_NCLASS (TG_SLAB_MAX / TG_SLAB_CLASS)
-#define TG_SLAB_KEEP 4096
+#define TG_SLAB_KEEP 16384
+/* and all classes together at most this many bytes */
+#define TG_SLAB_KEEP_BYTES (16u * 1024 * 1024)
 
 typedef struct tg_slab_block tg_slab_block;
 
 typedef struct tg_slab {
   tg_slab_block *free[TG_SLAB_NCLASS];
   uint32_t nfree[TG_SLAB_NCLASS];
+  size_t kept_bytes;
   nghttp2_mem mem; /* hand &slab->mem to nghttp2_session_*_new3 */
 } tg_slab;
 

@@ -70,6 +70,7 @@ void tg_slab_clear(tg_slab *s) {
     s->free[i] = NULL;
     s->nfree[i] = 0;
   }
+  s->kept_bytes = 0;
 }
 
 void *tg_slab_alloc(tg_slab *s, size_t size) {
@@ -87,6 +88,7 @@ void *tg_slab_alloc(tg_slab *s, size_t size) {
   if ((b = s->free[c]) != NULL) {
     s->free[c] = b->next;
     s->nfree[c]--;
+    s->kept_bytes -= (c + 1) * TG_SLAB_CLASS;
   } else if (!(b = malloc(HDR + (c + 1) * TG_SLAB_CLASS))) {
     return NULL;
   }
@@ -100,13 +102,15 @@ void tg_slab_release(tg_slab *s, void *p) {
     return;
   tg_slab_block *b = (tg_slab_block *)((char *)p - HDR);
   size_t c = b->cls;
-  if (c == 0 || s->nfree[c - 1] >= TG_SLAB_KEEP) {
+  if (c == 0 || s->nfree[c - 1] >= TG_SLAB_KEEP ||
+      s->kept_bytes + c * TG_SLAB_CLASS > TG_SLAB_KEEP_BYTES) {
     free(b);
     return;
   }
   b->next = s->free[c - 1];
   s->free[c - 1] = b;
   s->nfree[c - 1]++;
+  s->kept_bytes += c * TG_SLAB_CLASS;
 }
 
 void *tg_slab_realloc(tg_slab *s, void *p, size_t size) {
