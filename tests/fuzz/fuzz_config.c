@@ -73,6 +73,11 @@ static void fuzz_check_config(const tg_config *cfg) {
       cfg->upstream_hc_healthy_threshold == 0 ||
       (cfg->upstream_dns_refresh_ms > 0 && cfg->upstream_dns_refresh_ms < 100))
     abort();
+  if (cfg->max_header_list_size < 1024 || cfg->max_message_size < 1024 ||
+      cfg->max_connections > 10000000 ||
+      cfg->reload_watch_ms > 24ULL * 3600 * 1000 ||
+      (cfg->upstream_token_header && cfg->upstream_token_header[0] == ':'))
+    abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
