@@ -85,11 +85,11 @@ describe('token issuer fixture', { timeout: 120_000 }, () => {
     iss = await startIssuer({
       port: 0, host: '127.0.0.1', algs: ['RS256', 'ES256'], audience: 'temporal', accessTokenTtl: 300,
     });
-  });
+  }, { timeout: 60_000 });
 
   after(async () => {
     if (iss) await iss.stop();
-  });
+  }, { timeout: 15_000 });
 
   test('discovery names the issuer, JWKS and token endpoint', { timeout: T }, async () => {
     assert.match(iss.issuer, /^http:\/\/127\.0\.0\.1:\d+$/);

@@ -475,7 +475,11 @@ async function startIssuer(options = {}) {
     const closed = new Promise((resolve) => server.close(() => resolve()));
     for (const s of state.sockets) s.destroy();
     state.sockets.clear();
-    await closed;
+    if (typeof server.closeAllConnections === 'function') server.closeAllConnections();
+    // Bounded: a connection the server never reported must not keep a caller waiting.
+    let timer;
+    await Promise.race([closed, new Promise((resolve) => { timer = setTimeout(resolve, 3000); })]);
+    clearTimeout(timer);
   }
 
   function dropOld() {
