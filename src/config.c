@@ -2214,7 +2214,8 @@ int tg_config_apply_env(tg_config *cfg, const char *(*get)(const char *name),
   if ((v = get("TGATE_WORKERS"))) {
     char *end;
     unsigned long n = strtoul(v, &end, 10);
-    if (!*v || *end || n > 256)
+    /* decimal digits only, as in the file (strtoul takes " +4" too) */
+    if (*v < '0' || *v > '9' || *end || n > 256)
       rc = env_error(&eb, "TGATE_WORKERS", "must be an integer from 0 to 256");
     else
       cfg->workers = (uint32_t)n;
@@ -2270,9 +2271,10 @@ int tg_config_apply_env(tg_config *cfg, const char *(*get)(const char *name),
         }
       }
       if (refresh && *refresh) {
-        if (tg_config_parse_duration(refresh, &ms) != 0 || ms < 1000)
+        if (tg_config_parse_duration(refresh, &ms) != 0 || ms < 1000 ||
+            ms > CFG_DAY_MS)
           rc = env_error(&eb, "TEMPORAL_JWT_KEY_REFRESH",
-                         "must be a duration of at least 1s, e.g. 1m");
+                         "must be a duration between 1s and 24h, e.g. 1m");
         else
           j->refresh_interval_ms = ms;
       }

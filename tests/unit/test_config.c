@@ -1240,8 +1240,51 @@ TG_TEST(test_env_errors) {
   tg_config_free(cfg);
 }
 
+TG_TEST(test_env_ranges_match_the_file) {
+  static const char *const bad[][2] = {
+      {"TGATE_WORKERS", " +4"},
+      {"TGATE_WORKERS", "-1"},
+      {"TGATE_WORKERS", "99999999999999999999"},
+      {"TEMPORAL_JWT_KEY_REFRESH", "25h"},
+      {"TEMPORAL_JWT_KEY_REFRESH", "999ms"}};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    const char *env[] = {bad[i][0], bad[i][1], "TEMPORAL_JWT_KEY_SOURCE1",
+                         "file:/k.json", NULL};
+    tg_config *cfg = NULL;
+    char *errors = NULL;
+    TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+    if (!cfg)
+      return;
+    env_table = env;
+    TG_CHECK(tg_config_apply_env(cfg, env_lookup, &errors) ==
+             TG_CONFIG_ERR_INVALID);
+    TG_CHECK_STR_CONTAINS(errors, bad[i][0]);
+    free(errors);
+    tg_config_free(cfg);
+  }
+  static const char *const good[] = {"TGATE_WORKERS",
+                                     "4",
+                                     "TEMPORAL_JWT_KEY_REFRESH",
+                                     "24h",
+                                     "TEMPORAL_JWT_KEY_SOURCE1",
+                                     "file:/k.json",
+                                     NULL};
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+  if (!cfg)
+    return;
+  env_table = good;
+  TG_CHECK(tg_config_apply_env(cfg, env_lookup, &errors) == 0);
+  TG_CHECK(cfg->workers == 4 && cfg->authn && cfg->authn->jwt &&
+           cfg->authn->jwt->refresh_interval_ms == 24ull * 3600 * 1000);
+  free(errors);
+  tg_config_free(cfg);
+}
+
 int main(void) {
   TG_RUN(test_env_overrides);
+  TG_RUN(test_env_ranges_match_the_file);
   TG_RUN(test_env_errors);
   TG_RUN(test_authentication_full);
   TG_RUN(test_authentication_defaults);
