@@ -90,17 +90,18 @@ static void label(struct evbuffer *b, const char *v) {
   }
 }
 
-/* service="...",method="..." of a method index + 1 (0: unknown). */
-static void method_labels(struct evbuffer *b, uint32_t midx) {
+/* service="...",method="..." of a method index + 1 (0: unknown) into buf
+ * (method paths are known names: nothing to escape). */
+static const char *method_labels(char *buf, size_t len, uint32_t midx) {
   const tg_method *m = midx ? tg_method_at(midx - 1) : NULL;
   const char *p = m ? m->path + 1 : NULL;
   const char *slash = p ? strrchr(p, '/') : NULL;
-  if (!slash) {
-    evbuffer_add_printf(b, "service=\"unknown\",method=\"unknown\"");
-    return;
-  }
-  evbuffer_add_printf(b, "service=\"%.*s\",method=\"%s\"", (int)(slash - p), p,
-                      slash + 1);
+  if (!slash)
+    snprintf(buf, len, "service=\"unknown\",method=\"unknown\"");
+  else
+    snprintf(buf, len, "service=\"%.*s\",method=\"%s\"", (int)(slash - p), p,
+             slash + 1);
+  return buf;
 }
 
 static void calls_by(struct evbuffer *b, tg_app *app) {
@@ -117,9 +118,9 @@ static void calls_by(struct evbuffer *b, tg_app *app) {
          "decision and final grpc-status (\"none\": reset).\n"
          "# TYPE tgate_grpc_calls_total counter\n");
   for (size_t i = 0; i < len; i++) {
-    evbuffer_add_printf(b, "tgate_grpc_calls_total{");
-    method_labels(b, v[i].method);
-    evbuffer_add_printf(b, ",namespace=\"");
+    char ml[256];
+    evbuffer_add_printf(b, "tgate_grpc_calls_total{%s,namespace=\"",
+                        method_labels(ml, sizeof ml, v[i].method));
     label(b, tg_nslabels_name(app->nslabels, v[i].ns_slot));
     if (v[i].status >= TG_STATUS_BUCKETS - 1)
       evbuffer_add_printf(b, "\",decision=\"%s\",grpc_status=\"none\"} %llu\n",
@@ -189,13 +190,7 @@ static void latencies(struct evbuffer *b, tg_app *app) {
       if (app->workers[i])
         hs[nh++] = &app->workers[i]->stats.upstream[m];
     char labels[256];
-    struct evbuffer *lb = evbuffer_new();
-    if (!lb)
-      return;
-    method_labels(lb, (uint32_t)m);
-    size_t n = evbuffer_remove(lb, labels, sizeof labels - 1);
-    labels[n] = '\0';
-    evbuffer_free(lb);
+    method_labels(labels, sizeof labels, (uint32_t)m);
     histogram(b, "tgate_upstream_latency_seconds", &tg_hist_upstream, hs, nh,
               labels);
   }

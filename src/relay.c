@@ -811,15 +811,8 @@ int tg_relay_down_data(tg_relay *r, const uint8_t *data, size_t len) {
             r->down->peer);
     tg_bytequeue_drain(&r->req_body, tg_bytequeue_len(&r->req_body));
     nghttp2_session_consume(r->down->session, r->down_sid, len);
-    cancel_up(r);
-    if (!r->resp_hdrs_sent) {
-      tg_relay_reply(r, TG_GRPC_INVALID_ARGUMENT,
-                     "more than one request message on a unary call");
-    } else {
-      nghttp2_submit_rst_stream(r->down->session, NGHTTP2_FLAG_NONE,
-                                r->down_sid, NGHTTP2_PROTOCOL_ERROR);
-      tg_conn_schedule_flush(r->down);
-    }
+    stop_call(r, TG_GRPC_INVALID_ARGUMENT, NGHTTP2_PROTOCOL_ERROR,
+              "more than one request message on a unary call");
     return 0;
   }
   if (r->state == TG_RS_HOLD) {
