@@ -6,7 +6,10 @@
  * slow paths (a quarter of tgate's time under load before).
  *
  * Size classes are multiples of 32 bytes; each block carries a 16-byte
- * header with its class. Larger blocks go to malloc directly. Each class
+ * header with its class. Larger blocks go to malloc directly, and those of
+ * TG_SLAB_MAP_MIN bytes or more to mmap: each session's 16 KiB output
+ * buffer then costs only the pages frames were written to (an idle
+ * connection's buffer is one page, not four reused heap pages). Each class
  * keeps at most TG_SLAB_KEEP free blocks, and all of them at most
  * TG_SLAB_KEEP_BYTES; beyond that they go back to malloc. Not thread-safe: one
  * worker's sessions only, created and freed on its thread (tg_slab_free after
@@ -22,6 +25,7 @@
 #define TG_SLAB_CLASS 32
 #define TG_SLAB_NCLASS (TG_SLAB_MAX / TG_SLAB_CLASS)
 #define TG_SLAB_KEEP 16384
+#define TG_SLAB_MAP_MIN (16 * 1024)
 /* and all classes together at most this many bytes */
 #define TG_SLAB_KEEP_BYTES (16u * 1024 * 1024)
 

@@ -104,7 +104,10 @@ void tg_worker_join_free(tg_worker *w);
 /* Called by the connection module when a downstream connection is freed. */
 void tg_worker_down_closed(tg_worker *w);
 
-/* Opens a listening socket on addr with SO_REUSEPORT. Returns the fd or -1
- * with a reason in err. Blocking (name resolution); call at start only. */
-int tg_worker_listen_socket(const tg_addr *addr, char *err, size_t errlen);
+/* Opens a listening socket on addr with SO_REUSEPORT. With first set, it
+ * first checks that no other process listens there (a plain bind): the
+ * workers of one tgate share the port, nobody else does. Returns the fd or
+ * -1 with a reason in err. Blocking (name resolution); call at start only. */
+int tg_worker_listen_socket(const tg_addr *addr, int first, char *err,
+                            size_t errlen);
 #endif

@@ -51,9 +51,10 @@
 #   BENCH_CONNS      idle connections for the memory test (default 10000)
 #   BENCH_MICRO_S    CPU seconds per micro-benchmark run (default 2)
 #   BENCH_SPEED_S    openssl speed -seconds (default 3)
-#   BENCH_PERF=1     also `perf record -g` tgate-auth and count syscalls per
-#                    call of tgate-auth, nghttpx and haproxy, during extra hc
-#                    runs (not in the table) -> build/bench/perf-DATE.txt
+#   BENCH_PERF=1     also `perf record -g` BENCH_PERF_TARGET (default
+#                    tgate-auth) and count syscalls per call of every target,
+#                    during extra hc runs (not in the table)
+#                    -> build/bench/perf-DATE.txt
 # Needs: h2load, nghttpx, haproxy (installed with apt-get when missing and
 # running as root), node (tests/node_modules), cc, pkg-config, curl, openssl.
 # Every process it starts is stopped on exit, Ctrl-C included.
@@ -489,19 +490,19 @@ if has "$PARTS" load; then
     done
   done
 
-  if [ "${BENCH_PERF:-0}" = 1 ] && has "$TARGETS" tgate-auth && command -v perf >/dev/null; then
-    log "perf: profile of tgate-auth, syscalls per call of tgate-auth/nghttpx/haproxy (extra hc runs, not in the table)"
+  PERF_T=${BENCH_PERF_TARGET:-tgate-auth}
+  if [ "${BENCH_PERF:-0}" = 1 ] && has "$TARGETS" "$PERF_T" && command -v perf >/dev/null; then
+    log "perf: profile of $PERF_T, syscalls per call of the targets run (extra hc runs, not in the table)"
     {
       echo "# perf, hc StartWorkflowExecution (${C}x$M, $N calls), extra runs not in the table"
-      for t in tgate-auth nghttpx haproxy; do
-        has "$TARGETS" "$t" || continue
+      for t in $TARGETS; do
         pids=$(tree_pids "${PID[$t]}" | paste -sd, -)
         perf stat -e raw_syscalls:sys_enter,context-switches -p "$pids" -o "$WORK/perf-stat-$t.txt" \
           >/dev/null 2>&1 &
         stat_pid=$!
         STARTED[$stat_pid]=1
         rec_pid=
-        if [ "$t" = tgate-auth ]; then
+        if [ "$t" = "$PERF_T" ]; then
           perf record -F 999 -g -o "$WORK/perf.data" -p "$pids" >"$WORK/perf-record.log" 2>&1 &
           rec_pid=$!
           STARTED[$rec_pid]=1
@@ -520,10 +521,10 @@ if has "$PARTS" load; then
           END { if (n > 0) printf "## %s: %d calls, %.2f syscalls/call, %.3f context switches/call\n", t, n, s / n, c / n }
         ' "$WORK/perf-stat-$t.txt"
       done
-      echo "## tgate-auth: self time, top 40 (perf record -g -F 999)"
+      echo "## $PERF_T: self time, top 40 (perf record -g -F 999)"
       perf report -i "$WORK/perf.data" --no-children -g none --stdio --sort dso,symbol 2>/dev/null |
         awk '/^ +[0-9]/ && n++ < 40'
-      echo "## tgate-auth: inclusive (children), top 40"
+      echo "## $PERF_T: inclusive (children), top 40"
       perf report -i "$WORK/perf.data" --children -g none --stdio --sort symbol 2>/dev/null |
         awk '/^ +[0-9]/ && n++ < 40'
     } >"$OUT/perf-$DATE.txt"

@@ -209,7 +209,8 @@ static int run(tg_config *cfg, const char *path) {
     goto end;
 
   for (uint32_t i = 0; i < app.nworkers; i++) {
-    int fd = tg_worker_listen_socket(&cfg->listen_address, err, sizeof(err));
+    int fd =
+        tg_worker_listen_socket(&cfg->listen_address, i == 0, err, sizeof(err));
     if (fd < 0) {
       tg_err("%s", err);
       goto end;

@@ -2,16 +2,29 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* Every block starts with this header; the caller's memory follows at
  * offset 16 (malloc's alignment). */
 struct tg_slab_block {
   tg_slab_block *next; /* while free */
-  uint32_t cls;        /* size class + 1; 0: a large block from malloc */
-  uint32_t size;       /* large blocks: the size asked for (realloc) */
+  uint32_t cls;  /* size class + 1; 0: a large block from malloc; MAPPED */
+  uint32_t size; /* large blocks: the size asked for (realloc) */
 };
 
 #define HDR 16
+#define MAPPED UINT32_MAX
+
+/* Bytes of the mapping behind a block of size bytes. */
+static size_t map_len(size_t size) {
+  static size_t page;
+  if (!page) {
+    long p = sysconf(_SC_PAGESIZE);
+    page = p > 0 ? (size_t)p : 4096;
+  }
+  return (HDR + size + page - 1) / page * page;
+}
 
 static void *mem_malloc(size_t size, void *user) {
   return tg_slab_alloc(user, size);
@@ -78,9 +91,22 @@ void *tg_slab_alloc(tg_slab *s, size_t size) {
   if (size == 0)
     size = 1;
   if (size > TG_SLAB_MAX) {
-    if (size > UINT32_MAX - HDR || !(b = malloc(HDR + size)))
+    if (size > UINT32_MAX - 2 * 65536)
       return NULL;
-    b->cls = 0;
+    b = NULL;
+    if (size >= TG_SLAB_MAP_MIN) {
+      void *m = mmap(NULL, map_len(size), PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m != MAP_FAILED) {
+        b = m;
+        b->cls = MAPPED;
+      }
+    }
+    if (!b) {
+      if (!(b = malloc(HDR + size)))
+        return NULL;
+      b->cls = 0;
+    }
     b->size = (uint32_t)size;
     return (char *)b + HDR;
   }
@@ -101,6 +127,10 @@ void tg_slab_release(tg_slab *s, void *p) {
   if (!p)
     return;
   tg_slab_block *b = (tg_slab_block *)((char *)p - HDR);
+  if (b->cls == MAPPED) {
+    munmap(b, map_len(b->size));
+    return;
+  }
   size_t c = b->cls;
   if (c == 0 || s->nfree[c - 1] >= TG_SLAB_KEEP ||
       s->kept_bytes + c * TG_SLAB_CLASS > TG_SLAB_KEEP_BYTES) {
@@ -121,8 +151,8 @@ void *tg_slab_realloc(tg_slab *s, void *p, size_t size) {
     return NULL;
   }
   tg_slab_block *b = (tg_slab_block *)((char *)p - HDR);
-  size_t have = b->cls ? b->cls * TG_SLAB_CLASS : b->size;
-  if (size <= have && b->cls) {
+  size_t have = b->cls && b->cls != MAPPED ? b->cls * TG_SLAB_CLASS : b->size;
+  if (size <= have && b->cls && b->cls != MAPPED) {
     b->size = (uint32_t)size;
     return p;
   }

@@ -17,7 +17,8 @@
 #include "tg_relay.h"
 #include "tg_upstream.h"
 
-int tg_worker_listen_socket(const tg_addr *addr, char *err, size_t errlen) {
+int tg_worker_listen_socket(const tg_addr *addr, int first, char *err,
+                            size_t errlen) {
   struct addrinfo hints = {0}, *res = NULL;
   char port[8];
   snprintf(port, sizeof(port), "%u", addr->port);
@@ -37,9 +38,29 @@ int tg_worker_listen_socket(const tg_addr *addr, char *err, size_t errlen) {
       continue;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (ai->ai_family == AF_INET6)
       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    /* The first socket is bound once without SO_REUSEPORT: a port some
+     * other process listens on (another tgate, with SO_REUSEPORT too) is
+     * then refused instead of silently shared with it. */
+    if (first && bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      snprintf(err, errlen, "cannot listen on %s:%u: %s", addr->host,
+               addr->port, strerror(errno));
+      close(fd);
+      fd = -1;
+      continue;
+    }
+    if (first) {
+      close(fd);
+      fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+                  ai->ai_protocol);
+      if (fd < 0)
+        continue;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      if (ai->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
       break;
     snprintf(err, errlen, "cannot listen on %s:%u: %s", addr->host, addr->port,
