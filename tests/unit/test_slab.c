@@ -66,9 +66,37 @@ TG_TEST(free_lists_are_bounded) {
   tg_slab_clear(&s);
 }
 
+/* Blocks of TG_SLAB_MAP_MIN bytes and more are mappings of their own: they
+ * keep their contents through realloc both ways and unmap when released. */
+TG_TEST(large_blocks_are_mapped) {
+  tg_slab s;
+  tg_slab_init(&s);
+  unsigned char *p = tg_slab_alloc(&s, TG_SLAB_MAP_MIN + 10);
+  TG_CHECK(p != NULL);
+  for (size_t i = 0; i < TG_SLAB_MAP_MIN + 10; i++)
+    p[i] = (unsigned char)i;
+  unsigned char *q = tg_slab_realloc(&s, p, 3 * TG_SLAB_MAP_MIN);
+  TG_CHECK(q != NULL);
+  int same = 1;
+  for (size_t i = 0; i < TG_SLAB_MAP_MIN + 10; i++)
+    same &= q[i] == (unsigned char)i;
+  TG_CHECK(same);
+  q[3 * TG_SLAB_MAP_MIN - 1] = 7;
+  unsigned char *r = tg_slab_realloc(&s, q, 100);
+  TG_CHECK(r != NULL);
+  same = 1;
+  for (size_t i = 0; i < 100; i++)
+    same &= r[i] == (unsigned char)i;
+  TG_CHECK(same);
+  tg_slab_release(&s, r);
+  tg_slab_release(&s, tg_slab_alloc(&s, 4096)); /* malloc'd, not mapped */
+  tg_slab_clear(&s);
+}
+
 int main(void) {
   TG_RUN(blocks_are_reused_by_size_class);
   TG_RUN(nghttp2_mem_interface);
   TG_RUN(free_lists_are_bounded);
+  TG_RUN(large_blocks_are_mapped);
   return TG_DONE();
 }
