@@ -26,6 +26,10 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
+/* A call waiting for a frontend in backoff triggers an attempt anyway when
+ * the last one is this old: after a long outage, calls find the frontend
+ * back within a second instead of at the end of a 10 s backoff. */
+#define DEMAND_RETRY_MS 1000
 /* A HealthCheckResponse is a few bytes; a longer answer is not one. */
 #define HC_BODY_MAX 512
 /* Resolved addresses kept per name. */
@@ -77,6 +81,7 @@ struct tg_uptarget {
   uint32_t nconns, nconnecting, nready;
   uint32_t failures; /* connection attempts failed in a row */
   uint64_t backoff_until_ms;
+  uint64_t last_attempt_ms; /* when open_conn last started a connection */
   struct event *retry_ev;
   /* Takes no new calls: not yet admitted, or failing (see tg_upstream.h). */
   int ejected;
@@ -381,6 +386,7 @@ static tg_h2conn *open_conn(tg_uptarget *t) {
     return t->nconnecting > 0 ? LIST_FIRST(&t->conns) : NULL;
   }
   const tg_upaddr *a = &t->addrs[t->cur_addr % t->naddrs];
+  t->last_attempt_ms = now_ms();
   tg_h2conn *c = tg_conn_new(w, TG_CONN_UP);
   if (!c)
     return NULL;
@@ -516,7 +522,8 @@ static int ensure_progress(tg_uppool *p) {
     return full_ready;
   for (size_t i = 0; i < p->ntargets; i++) {
     tg_uptarget *t = &p->targets[(p->rr + i) % p->ntargets];
-    if (!eligible(t) || t->backoff_until_ms > now)
+    if (!eligible(t) || (t->backoff_until_ms > now &&
+                         now - t->last_attempt_ms < DEMAND_RETRY_MS))
       continue;
     if (live_conns(t) >= p->w->cfg->upstream_max_connections)
       continue;

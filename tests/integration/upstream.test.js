@@ -513,3 +513,27 @@ test('a name whose address changes: new calls go to the new address, the old con
   assert.match(g.log(), /resolves to 127\.0\.0\.3 \(was 127\.0\.0\.2\)/);
   await g.stop();
 });
+
+// ---------- recovery after a long outage ----------
+
+test('after a long outage, a waiting call finds the frontend back within about a second, not at the end of the backoff', { timeout: T }, async () => {
+  const port = await h.freePort();
+  // Nothing listens: after 8 s the connection attempts are ~6.4 s apart (100 ms doubling).
+  const g = await startGate({ upstream: port, workers: 1 }, '', { waitReady: false });
+  const s = await h.h2connect(g.port);
+  cleanups.push(() => h.closeSessions([s]));
+  await h.sleep(8000);
+  const r0 = await echoCall(s, 'down');
+  assert.equal(r0.status, 14, 'no frontend yet: UNAVAILABLE');
+  const echo = await startEcho({ port });
+  cleanups.push(() => echo.close());
+  const back = Date.now();
+  let ok = null;
+  for (let i = 0; i < 40 && !ok; i++) {
+    const r = await echoCall(s, `after-${i}`);
+    if (r.status === 0) ok = Date.now() - back;
+    else await h.sleep(100);
+  }
+  assert.ok(ok !== null, 'calls never got through after the frontend came back');
+  assert.ok(ok < 2500 * h.SLOW, `the first call got through ${ok} ms after the frontend came back`);
+});
