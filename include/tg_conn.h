@@ -21,18 +21,21 @@
  * TG_CONN_OUTBUF_HIGH.
  *
  * Writes: the frames of one flush are gathered (TG_CONN_STAGE) and written
- * with one send, directly when the socket is plaintext and nothing is
- * queued; worker loops use epoll's changelist, so arming and disarming
- * EPOLLOUT in one pass costs no epoll_ctl. Reads: a plaintext connection,
- * once READY, is read with recv() straight into nghttp2 (no ioctl, no
- * evbuffer); TLS connections and handshakes go through the bufferevent.
+ * together; worker loops use epoll's changelist, so arming and disarming
+ * EPOLLOUT in one pass costs no epoll_ctl. Once a connection is READY it
+ * bypasses its bufferevent: reads go straight from recv()/SSL_read() into
+ * nghttp2 (no ioctl, no evbuffer), writes straight to send()/SSL_write()
+ * while nothing is queued; only what the socket does not take (and for
+ * TLS, OpenSSL's retry after WANT_WRITE) goes through the bufferevent.
+ * Handshakes and the connection preface use the bufferevent throughout.
  */
 #ifndef TG_CONN_H
 #define TG_CONN_H
 #include "tg_types.h"
 
 #define TG_CONN_OUTBUF_HIGH (64 * 1024)
-/* Direct reads (plaintext, READY): bytes per recv(), recvs per event. */
+/* Direct reads (READY): bytes per recv()/SSL_read(), reads per event
+ * (four times as many for TLS, whose reads return a record each). */
 #define TG_CONN_READ_CHUNK (32 * 1024)
 #define TG_CONN_READS_PER_EVENT 4
 /* Bytes of frames gathered on the stack before a write. */
@@ -52,9 +55,8 @@ tg_h2conn *tg_conn_new(tg_worker *w, tg_conn_kind kind);
  * top-level callbacks of this connection. Returns -1 when c was freed. */
 int tg_conn_flush(tg_h2conn *c);
 
-/* Sends len bytes on c: at once on a plaintext socket with nothing queued
- * (the rest, and all TLS output, through the bufferevent). 0 or -1 (no
- * memory). Never frees c. */
+/* Sends len bytes on c: at once when c is READY and nothing is queued (the
+ * rest through the bufferevent). 0 or -1 (no memory). Never frees c. */
 int tg_conn_write(tg_h2conn *c, const uint8_t *data, size_t len);
 
 /* Arranges for tg_conn_flush(c) to run soon from c's own event. */

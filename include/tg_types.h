@@ -80,9 +80,12 @@ struct tg_h2conn {
   uint64_t peer_claims_gen; /* ... under this generation (again after a
                                reload) */
   struct event *timer;      /* handshake / connect timeout */
-  struct event *rd_ev;      /* direct reads once READY (plaintext) */
-  char reason[256];         /* why the socket ended, when it did */
-  char peer[300];           /* "ip:port" or "host:port" for logs */
+  struct event *rd_ev;      /* direct reads once READY */
+  /* TLS, direct: SSL_read wanted to write first; reads resume when the
+   * socket is writable (one-shot) */
+  struct event *rd_wait_ev;
+  char reason[256]; /* why the socket ended, when it did */
+  char peer[300];   /* "ip:port" or "host:port" for logs */
 };
 
 /* What tgate decided about a call (the access log's "decision"). */

@@ -51,6 +51,8 @@
 #   BENCH_CONNS      idle connections for the memory test (default 10000)
 #   BENCH_MICRO_S    CPU seconds per micro-benchmark run (default 2)
 #   BENCH_SPEED_S    openssl speed -seconds (default 3)
+#   BENCH_BASE_BIN   another tgate binary: adds targets base-auth and
+#                    base-auth-tls (A/B against e.g. the previous commit)
 #   BENCH_PERF=1     also `perf record -g` BENCH_PERF_TARGET (default
 #                    tgate-auth) and count syscalls per call of every target,
 #                    during extra hc runs (not in the table)
@@ -85,6 +87,10 @@ W2=${BENCH_W2:-1}
 PARTS=${BENCH_PARTS:-load micro rss}
 ALL_TARGETS="direct nghttpx haproxy tgate-off tgate-auth nghttpx-tls haproxy-tls tgate-auth-tls"
 [ "$W2" = 1 ] && ALL_TARGETS="$ALL_TARGETS tgate-auth-w2"
+# BENCH_BASE_BIN=path: another tgate binary (e.g. built from the previous
+# commit) as targets base-auth and base-auth-tls, for A/B in one run
+BASE_BIN=${BENCH_BASE_BIN:-}
+[ -n "$BASE_BIN" ] && ALL_TARGETS="$ALL_TARGETS base-auth base-auth-tls"
 TARGETS=${BENCH_TARGETS:-$ALL_TARGETS}
 
 OUT=build/bench
@@ -261,16 +267,16 @@ ABS_CERTS=$(cd "$OUT/certs" && pwd)
 
 # ---------- targets ----------
 declare -A PORT=() TRANSPORT=() AUTH=() ADMIN=()
-read -r UP_PORT UP_STATS P1 P2 P3 P4 P5 P6 P7 P8 A1 A2 A3 A4 MTLS_PORT H2C_PORT <<<"$(free_ports 16)"
+read -r UP_PORT UP_STATS P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 A1 A2 A3 A4 A5 A6 MTLS_PORT H2C_PORT <<<"$(free_ports 20)"
 PORT=([direct]=$UP_PORT [nghttpx]=$P1 [haproxy]=$P2 [tgate-off]=$P3 [tgate-auth]=$P4
-  [nghttpx-tls]=$P5 [haproxy-tls]=$P6 [tgate-auth-tls]=$P7 [tgate-auth-w2]=$P8)
-ADMIN=([tgate-off]=$A1 [tgate-auth]=$A2 [tgate-auth-tls]=$A3 [tgate-auth-w2]=$A4)
-for t in direct nghttpx haproxy tgate-off tgate-auth tgate-auth-w2; do TRANSPORT[$t]=h2c; done
-for t in nghttpx-tls haproxy-tls tgate-auth-tls; do TRANSPORT[$t]=tls; done
+  [nghttpx-tls]=$P5 [haproxy-tls]=$P6 [tgate-auth-tls]=$P7 [tgate-auth-w2]=$P8
+  [base-auth]=$P9 [base-auth-tls]=$P10)
+ADMIN=([tgate-off]=$A1 [tgate-auth]=$A2 [tgate-auth-tls]=$A3 [tgate-auth-w2]=$A4
+  [base-auth]=$A5 [base-auth-tls]=$A6)
+for t in direct nghttpx haproxy tgate-off tgate-auth tgate-auth-w2 base-auth; do TRANSPORT[$t]=h2c; done
+for t in nghttpx-tls haproxy-tls tgate-auth-tls base-auth-tls; do TRANSPORT[$t]=tls; done
 for t in direct nghttpx haproxy tgate-off nghttpx-tls haproxy-tls; do AUTH[$t]=none; done
-AUTH[tgate-auth]=jwt+enforce
-AUTH[tgate-auth-tls]=jwt+enforce
-AUTH[tgate-auth-w2]=jwt+enforce
+for t in tgate-auth tgate-auth-tls tgate-auth-w2 base-auth base-auth-tls; do AUTH[$t]=jwt+enforce; done
 
 # tgate_config NAME PORT ADMIN WORKERS AUTH(0|1) TLS(0|1)
 tgate_config() {
@@ -373,6 +379,8 @@ start_target() {
   tgate-auth) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 0)" ;;
   tgate-auth-tls) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 1)" ;;
   tgate-auth-w2) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 2 1 0)" ;;
+  base-auth) start_bg "$t" "$BASE_BIN" -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 0)" ;;
+  base-auth-tls) start_bg "$t" "$BASE_BIN" -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 1)" ;;
   *) die "unknown target $t" ;;
   esac
   if [ "$t" != direct ]; then
@@ -456,7 +464,7 @@ if has "$PARTS" load; then
 
   # Authentication and authorization are really on: calls without a token, or
   # for a namespace the token grants nothing on, never reach the upstream.
-  for t in tgate-auth tgate-auth-tls tgate-auth-w2; do
+  for t in tgate-auth tgate-auth-tls tgate-auth-w2 base-auth base-auth-tls; do
     has "$TARGETS" "$t" || continue
     n0=$(upstream_total)
     h2load_run "$t" DescribeNamespace "$IN/describe.bin" 100 1 10 "$WORK/probe.out" "" no-token

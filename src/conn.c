@@ -4,6 +4,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <limits.h>
 #include <openssl/err.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,19 +51,33 @@ void tg_conn_close(tg_h2conn *c) {
   tg_conn_schedule_flush(c);
 }
 
-/* Writes len bytes to the peer. A plaintext socket with nothing queued is
- * written at once (no EPOLLOUT round, no epoll_ctl: the common case); what
- * it does not take, and everything for TLS (whose bufferevent writes at
- * once itself), goes to the bufferevent, which sends it when it can. */
+/* Writes len bytes to the peer. Once the connection reads directly (READY)
+ * and nothing is queued, they are written at once: send() on a plaintext
+ * socket, SSL_write() (record by record, partial writes on) on TLS, with
+ * no copy into an evbuffer and no EPOLLOUT round. What the socket does not
+ * take goes to the bufferevent, which sends it when it can: for TLS that is
+ * also the retry OpenSSL requires after WANT_WRITE, with the same bytes
+ * first (the SSL accepts a moved buffer). */
 int tg_conn_write(tg_h2conn *c, const uint8_t *data, size_t len) {
   struct evbuffer *out = bufferevent_get_output(c->bev);
-  if (!c->ssl && c->state != TG_CS_HANDSHAKE && evbuffer_get_length(out) == 0) {
-    ssize_t w =
-        send(bufferevent_getfd(c->bev), data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    /* On an error the bufferevent meets it again and reports it. */
-    if (w > 0) {
-      data += w;
-      len -= (size_t)w;
+  if (c->rd_ev && evbuffer_get_length(out) == 0) {
+    if (!c->ssl) {
+      ssize_t w = send(bufferevent_getfd(c->bev), data, len,
+                       MSG_NOSIGNAL | MSG_DONTWAIT);
+      /* On an error the bufferevent meets it again and reports it. */
+      if (w > 0) {
+        data += w;
+        len -= (size_t)w;
+      }
+    } else {
+      while (len > 0) {
+        ERR_clear_error();
+        int w = SSL_write(c->ssl, data, len > INT_MAX ? INT_MAX : (int)len);
+        if (w <= 0)
+          break; /* the bufferevent retries, or meets the error again */
+        data += w;
+        len -= (size_t)w;
+      }
     }
     if (len == 0)
       return 0;
@@ -145,13 +160,81 @@ static int after_read(tg_h2conn *c) {
   return tg_conn_flush(c);
 }
 
-/* A READY plaintext connection is read with recv() into the stack and fed
- * to nghttp2 directly: no FIONREAD ioctl and no evbuffer chain per read
- * (libevent's socket bufferevent does both). */
+static void conn_lost(tg_h2conn *c, const char *why) {
+  snprintf(c->reason, sizeof c->reason, "%s", why);
+  if (c->kind == TG_CONN_DOWN)
+    tg_debug("client %s: %s", c->peer, c->reason);
+  else
+    tg_warn("upstream %s: %s", c->peer, c->reason);
+  tg_conn_free(c);
+}
+
+static void direct_read_cb(evutil_socket_t fd, short what, void *arg);
+
+/* SSL_read wants to write first (a post-handshake message to answer while
+ * the socket's send buffer is full): reads stop until the socket is
+ * writable, instead of spinning on a readable socket. */
+static void rd_wait_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_h2conn *c = arg;
+  if (event_add(c->rd_ev, NULL) != 0) {
+    conn_lost(c, "cannot resume reading");
+    return;
+  }
+  direct_read_cb(fd, EV_READ, c);
+}
+
+static int tls_wait_writable(tg_h2conn *c, evutil_socket_t fd) {
+  if (!c->rd_wait_ev)
+    c->rd_wait_ev = event_new(c->w->base, fd, EV_WRITE, rd_wait_cb, c);
+  if (!c->rd_wait_ev || event_add(c->rd_wait_ev, NULL) != 0)
+    return -1;
+  event_del(c->rd_ev);
+  return 0;
+}
+
+/* A READY connection is read straight into the stack and fed to nghttp2:
+ * recv() for plaintext, SSL_read() for TLS (no FIONREAD ioctl, no evbuffer
+ * chain per read, no 4 KiB slices as libevent's TLS bufferevent reads). */
 static void direct_read_cb(evutil_socket_t fd, short what, void *arg) {
   tg_h2conn *c = arg;
   uint8_t buf[TG_CONN_READ_CHUNK];
-  for (int i = 0; i < TG_CONN_READS_PER_EVENT; i++) {
+  /* TLS yields a record (<= 16 KiB) per SSL_read: more reads per event */
+  int reads = c->ssl ? 4 * TG_CONN_READS_PER_EVENT : TG_CONN_READS_PER_EVENT;
+  for (int i = 0; i < reads; i++) {
+    if (c->ssl) {
+      ERR_clear_error();
+      int n = SSL_read(c->ssl, buf, sizeof buf);
+      if (n > 0) {
+        if (feed(c, buf, (size_t)n) != 0)
+          return;
+        continue;
+      }
+      int e = SSL_get_error(c->ssl, n);
+      if (e == SSL_ERROR_WANT_READ)
+        break;
+      if (e == SSL_ERROR_WANT_WRITE) {
+        if (tls_wait_writable(c, fd) != 0) {
+          conn_lost(c, "cannot wait for the socket");
+          return;
+        }
+        break;
+      }
+      char why[160];
+      unsigned long err = ERR_peek_error();
+      if (e == SSL_ERROR_ZERO_RETURN)
+        snprintf(why, sizeof why, "closed by peer");
+      else if (err) {
+        char ebuf[120];
+        ERR_error_string_n(err, ebuf, sizeof ebuf);
+        snprintf(why, sizeof why, "TLS: %s", ebuf);
+      } else if (e == SSL_ERROR_SYSCALL && n < 0 && errno != 0)
+        snprintf(why, sizeof why, "%s", strerror(errno));
+      else
+        snprintf(why, sizeof why, "closed by peer");
+      ERR_clear_error();
+      conn_lost(c, why);
+      return;
+    }
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n > 0) {
       if (feed(c, buf, (size_t)n) != 0)
@@ -164,23 +247,21 @@ static void direct_read_cb(evutil_socket_t fd, short what, void *arg) {
       continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       break;
-    snprintf(c->reason, sizeof c->reason, "%s",
-             n == 0 ? "closed by peer" : strerror(errno));
-    if (c->kind == TG_CONN_DOWN)
-      tg_debug("client %s: %s", c->peer, c->reason);
-    else
-      tg_warn("upstream %s: %s", c->peer, c->reason);
-    tg_conn_free(c);
+    conn_lost(c, n == 0 ? "closed by peer" : strerror(errno));
     return;
   }
+  /* Reads stopped at the per-event bound with a record still decrypted in
+   * the SSL: the socket may not be readable again, so come back. */
+  if (c->ssl && SSL_has_pending(c->ssl))
+    event_active(c->rd_ev, EV_READ, 0);
   after_read(c);
 }
 
-/* Moves c to direct reads once it is READY (plaintext only; TLS stays
- * with its bufferevent). */
+/* Moves c to direct reads (and writes) once it is READY. TLS: the
+ * bufferevent has read everything the SSL had (it reads until WANT_READ);
+ * one direct read is run at once in case anything is left. */
 static void maybe_read_direct(tg_h2conn *c) {
-  if (c->ssl || c->rd_ev || c->state != TG_CS_READY || c->over_limit ||
-      !c->session)
+  if (c->rd_ev || c->state != TG_CS_READY || c->over_limit || !c->session)
     return;
   evutil_socket_t fd = bufferevent_getfd(c->bev);
   struct event *ev =
@@ -192,6 +273,11 @@ static void maybe_read_direct(tg_h2conn *c) {
   }
   bufferevent_disable(c->bev, EV_READ);
   c->rd_ev = ev;
+  if (c->ssl) {
+    SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE |
+                             SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    event_active(ev, EV_READ, 0);
+  }
 }
 
 int tg_conn_recv(tg_h2conn *c) {
@@ -235,6 +321,8 @@ void tg_conn_free(tg_h2conn *c) {
     event_free(c->timer);
   if (c->rd_ev)
     event_free(c->rd_ev);
+  if (c->rd_wait_ev)
+    event_free(c->rd_wait_ev);
   if (c->peer_claims) {
     tg_claims_clear(c->peer_claims);
     free(c->peer_claims);
