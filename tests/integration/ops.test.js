@@ -91,6 +91,46 @@ describe('command line', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /missing\.pem/);
   });
+
+  test('--check-config reports every file that does not load, each at the key that named it', { timeout: T }, () => {
+    const c = h.certs();
+    const garbage = path.join(dir, 'garbage-ca.pem');
+    fs.writeFileSync(garbage, 'not a certificate\n');
+    const f = path.join(dir, 'badfiles.yaml');
+    const yaml = h.tgateConfig({
+      port: 7233,
+      upstream: 7234,
+      tls: { cert_file: path.join(dir, 'absent.pem'), key_file: c.file('server.key') },
+      // a CA bundle without a certificate, and a key that belongs to another certificate
+      upstreamTls: { ca_file: garbage, cert_file: c.file('worker-a.pem'), key_file: c.file('worker-b.key') },
+    });
+    fs.writeFileSync(f, yaml);
+    const lines = yaml.split('\n');
+    /** "LINE:COL" of the key under section (listen or upstream). */
+    const at = (section, key) => {
+      const from = lines.indexOf(`${section}:`);
+      const i = lines.findIndex((l, j) => j > from && l.trimStart().startsWith(`${key}:`));
+      return `${i + 1}:${lines[i].indexOf(key) + 1}`;
+    };
+    const r = runTgate(['--check-config', '-c', f]);
+    assertNoSanitizerReport(r);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    const esc = f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const want = [
+      [at('listen', 'cert_file'), /listen\.tls\.cert_file: cannot load certificate .*absent\.pem: No such file/],
+      [at('upstream', 'ca_file'), /upstream\.tls\.ca_file: .*garbage-ca\.pem/],
+      [at('upstream', 'key_file'), /upstream\.tls\.key_file: the private key in .*worker-b\.key does not match the certificate in .*worker-a\.pem/],
+    ];
+    const problems = r.stderr.split('\n').filter((l) => new RegExp(`${esc}:\\d+:\\d+: `).test(l));
+    assert.equal(problems.length, want.length, `one line per problem:\n${r.stderr}`);
+    for (const [pos, re] of want) {
+      const line = problems.find((l) => l.includes(`${f}:${pos}: `));
+      assert.ok(line, `a problem at ${pos}:\n${r.stderr}`);
+      assert.match(line, re);
+    }
+    assert.match(r.stderr, /is invalid/);
+  });
 });
 
 describe('admin health', () => {
