@@ -134,6 +134,30 @@ typedef enum tg_fwd_authorization {
   TG_FWD_AUTH_STRIP = 1,
 } tg_fwd_authorization;
 
+/* The keys naming a file that tgate opens once the configuration is
+ * parsed (tg_gen, tg_tls); tg_config.file_at[] keeps where each was written
+ * so that a problem with the file is reported as FILE:LINE:COLUMN. */
+typedef enum tg_config_file_key {
+  TG_CFK_LISTEN_CERT,    /* listen.tls.cert_file */
+  TG_CFK_LISTEN_KEY,     /* listen.tls.key_file */
+  TG_CFK_LISTEN_CA,      /* listen.tls.client_ca_file */
+  TG_CFK_UPSTREAM_CA,    /* upstream.tls.ca_file */
+  TG_CFK_UPSTREAM_CERT,  /* upstream.tls.cert_file */
+  TG_CFK_UPSTREAM_KEY,   /* upstream.tls.key_file */
+  TG_CFK_UPSTREAM_TOKEN, /* upstream.credentials.bearer_token_file */
+  TG_CFK_JWT,            /* authentication.jwt (its key sources) */
+  TG_CFK_API_KEYS,       /* authentication.api_keys_file */
+  TG_CFK_PLUGINS,        /* authentication.plugins */
+  TG_CFK_COUNT
+} tg_config_file_key;
+
+/* 1-based line and column of a key; line 0 when the value did not come from
+ * the file (a default, or an environment override). */
+typedef struct tg_config_pos {
+  uint32_t line;
+  uint32_t col;
+} tg_config_pos;
+
 typedef enum tg_log_level {
   TG_LOG_ERROR = 0,
   TG_LOG_WARN = 1,
@@ -239,6 +263,11 @@ typedef struct tg_config {
   /* limits.max_calls_per_subject: calls in flight at once per
    * authenticated subject, whole gateway; default 0 (no limit) */
   uint32_t max_calls_per_subject;
+
+  /* The name the file was parsed under (tg_config_parse's filename) and
+   * where its file keys were, for messages about the files they name. */
+  char *file;
+  tg_config_pos file_at[TG_CFK_COUNT];
 } tg_config;
 
 /* Parses a YAML document of len bytes (need not be NUL-terminated). filename is

@@ -50,8 +50,12 @@ typedef struct tg_gen {
  * main loop (for the key store). prev, when not NULL, seeds the new key
  * store with the documents prev's store last fetched from the same URLs,
  * so that a reload never starts with an empty key set. Returns the new
- * generation with one reference (the caller's), or NULL with the reason in
- * err. */
+ * generation with one reference (the caller's), or NULL with the reasons in
+ * err: every part is built even after another failed, and each problem is
+ * one line ('\n'-separated, no final newline), those about a file the
+ * configuration names starting with "FILE:LINE:COLUMN: " of the key that
+ * named it (see tg_config.file_at); lines that do not fit in errlen are
+ * counted on a last line. */
 tg_gen *tg_gen_new(tg_config *cfg, uint64_t id, struct event_base *base,
                    const tg_gen *prev, char *err, size_t errlen);
 

@@ -335,6 +335,13 @@ static void cfg_get_string(cfg_parser *p, const char *name, yaml_node_t *n,
   *out = s;
 }
 
+/* Keeps where a key naming a file was, for tg_gen's messages about it. */
+static void cfg_file_at(cfg_parser *p, tg_config_file_key k,
+                        const yaml_node_t *key) {
+  p->cfg->file_at[k] = (tg_config_pos){(uint32_t)key->start_mark.line + 1,
+                                       (uint32_t)key->start_mark.column + 1};
+}
+
 /* Decimal digits with an optional '-', so that "-1" gets the range message
  * rather than "not a number". */
 static int cfg_get_uint(cfg_parser *p, const char *name, yaml_node_t *n,
@@ -555,6 +562,12 @@ static void cfg_listen_tls(cfg_parser *p, yaml_node_t *n) {
     return;
   }
   p->cfg->listen_tls = tls;
+  if (f[T_CERT].key)
+    cfg_file_at(p, TG_CFK_LISTEN_CERT, f[T_CERT].key);
+  if (f[T_KEY].key)
+    cfg_file_at(p, TG_CFK_LISTEN_KEY, f[T_KEY].key);
+  if (f[T_CA].key)
+    cfg_file_at(p, TG_CFK_LISTEN_CA, f[T_CA].key);
 
   if (f[T_CERT].val)
     cfg_get_string(p, "listen.tls.cert_file", f[T_CERT].val, &tls->cert_file);
@@ -656,6 +669,12 @@ static void cfg_upstream_tls(cfg_parser *p, yaml_node_t *n) {
     return;
   }
   p->cfg->upstream_tls = tls;
+  if (f[T_CA].key)
+    cfg_file_at(p, TG_CFK_UPSTREAM_CA, f[T_CA].key);
+  if (f[T_CERT].key)
+    cfg_file_at(p, TG_CFK_UPSTREAM_CERT, f[T_CERT].key);
+  if (f[T_KEY].key)
+    cfg_file_at(p, TG_CFK_UPSTREAM_KEY, f[T_KEY].key);
 
   if (f[T_CA].val)
     cfg_get_string(p, "upstream.tls.ca_file", f[T_CA].val, &tls->ca_file);
@@ -681,6 +700,8 @@ static void cfg_upstream_credentials(cfg_parser *p, yaml_node_t *n) {
   if (!cfg_expect_mapping(p, "upstream.credentials", n))
     return;
   cfg_collect(p, n, "upstream.credentials", f, C_N);
+  if (f[C_FILE].key)
+    cfg_file_at(p, TG_CFK_UPSTREAM_TOKEN, f[C_FILE].key);
   if (f[C_FILE].val)
     cfg_get_string(p, "upstream.credentials.bearer_token_file", f[C_FILE].val,
                    &cfg->upstream_token_file);
@@ -1181,6 +1202,12 @@ static void cfg_authentication(cfg_parser *p, yaml_node_t *n) {
     return;
   }
   p->cfg->authn = a;
+  if (f[A_JWT].key)
+    cfg_file_at(p, TG_CFK_JWT, f[A_JWT].key);
+  if (f[A_KEYS].key)
+    cfg_file_at(p, TG_CFK_API_KEYS, f[A_KEYS].key);
+  if (f[A_PLUGINS].key)
+    cfg_file_at(p, TG_CFK_PLUGINS, f[A_PLUGINS].key);
 
   if (f[A_REQUIRE].val) {
     yaml_node_t *r = f[A_REQUIRE].val;
@@ -1813,6 +1840,9 @@ int tg_config_parse(const char *buf, size_t len, const char *filename,
     p.nomem = 1;
     return cfg_run(&p, "", 0, cfg_root, "", errors);
   }
+  p.cfg->file = strdup(p.filename);
+  if (!p.cfg->file)
+    p.nomem = 1;
   p.cfg->max_concurrent_streams = 1000;
   p.cfg->upstream_max_connections = 8;
   p.cfg->upstream_connect_timeout_ms = 5000;
@@ -2258,6 +2288,7 @@ int tg_config_apply_env(tg_config *cfg, const char *(*get)(const char *name),
       if (sources.n) {
         cfg_strlist_free(&j->key_sources);
         j->key_sources = sources;
+        cfg->file_at[TG_CFK_JWT] = (tg_config_pos){0, 0};
         sources.v = NULL;
         sources.n = 0;
       }
@@ -2377,5 +2408,6 @@ void tg_config_free(tg_config *cfg) {
   free(cfg->subject_header);
   free(cfg->access_log);
   free(cfg->audit_file);
+  free(cfg->file);
   free(cfg);
 }

@@ -1,5 +1,6 @@
 #include "tg_gen.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -11,6 +12,91 @@
 #include "tg_tls.h"
 
 #define TOKEN_MAX 16384
+
+/* The problems found while building a generation, one line each, in the
+ * caller's buffer; the lines that do not fit are only counted. */
+typedef struct gen_report {
+  const tg_config *cfg;
+  char *buf;
+  size_t cap;
+  size_t len;
+  unsigned n;
+  unsigned dropped;
+} gen_report;
+
+/* Room kept at the end of the buffer for the "N more" line. */
+#define GEN_TRAILER 48
+
+/* Whether a line already starts with "NAME:LINE:COLUMN: " (a message about
+ * the API keys file, which has its own positions). */
+static int has_pos(const char *s, size_t len) {
+  const char *q = memchr(s, ' ', len);
+  if (!q || q - s < 5 || q[-1] != ':')
+    return 0;
+  q--;
+  for (int field = 0; field < 2; field++) {
+    const char *d = q;
+    while (d > s && isdigit((unsigned char)d[-1]))
+      d--;
+    if (d == q || d == s || d[-1] != ':')
+      return 0;
+    q = d - 1;
+  }
+  return q > s;
+}
+
+/* Adds one line of msg (len bytes), prefixed with the FILE:LINE:COLUMN of
+ * key when the file named it there. */
+static void gen_line(gen_report *r, tg_config_file_key key, const char *msg,
+                     size_t len) {
+  char pos[64] = "";
+  const tg_config_pos *at = key < TG_CFK_COUNT ? &r->cfg->file_at[key] : NULL;
+  if (at && at->line && r->cfg->file && !has_pos(msg, len))
+    snprintf(pos, sizeof pos, ":%u:%u: ", at->line, at->col);
+  size_t file_len = pos[0] ? strlen(r->cfg->file) : 0;
+  size_t need = (r->len ? 1 : 0) + file_len + strlen(pos) + len;
+  /* The first line goes in even if cut short; later ones only whole. */
+  if (r->n > 0 && r->len + need + GEN_TRAILER >= r->cap) {
+    r->n++;
+    r->dropped++;
+    return;
+  }
+  int w = snprintf(r->buf + r->len, r->cap - r->len, "%s%s%s%.*s",
+                   r->len ? "\n" : "", pos[0] ? r->cfg->file : "", pos,
+                   (int)len, msg);
+  r->len += w > 0 ? (size_t)w : 0;
+  if (r->len >= r->cap)
+    r->len = r->cap - 1;
+  r->n++;
+}
+
+/* Adds each line of msg (one or more, '\n'-separated). */
+static void gen_problem(gen_report *r, tg_config_file_key key,
+                        const char *msg) {
+  while (*msg) {
+    const char *nl = strchr(msg, '\n');
+    size_t len = nl ? (size_t)(nl - msg) : strlen(msg);
+    if (len)
+      gen_line(r, key, msg, len);
+    msg += len + (nl ? 1 : 0);
+  }
+}
+
+static void gen_tls_problem(void *arg, tg_config_file_key key,
+                            const char *msg) {
+  gen_problem(arg, key, msg);
+}
+
+/* Which file key a message of tg_authn_new() is about: the API keys file's
+ * and the plugins' messages start with the file's name. */
+static tg_config_file_key authn_key(const tg_authn_cfg *ac, const char *msg) {
+  size_t n = ac->api_keys_file ? strlen(ac->api_keys_file) : 0;
+  if (n && strncmp(msg, ac->api_keys_file, n) == 0 && msg[n] == ':')
+    return TG_CFK_API_KEYS;
+  if (strncmp(msg, "plugin ", 7) == 0)
+    return TG_CFK_PLUGINS;
+  return TG_CFK_COUNT;
+}
 
 /* Reads upstream.credentials.bearer_token_file: one token of visible ASCII,
  * trailing white space (a final newline) ignored. Returns "Bearer <token>"
@@ -61,40 +147,56 @@ tg_gen *tg_gen_new(tg_config *cfg, uint64_t id, struct event_base *base,
   atomic_init(&g->refs, 1);
   g->id = id;
   g->cfg = cfg;
-  char why[512];
-  if (cfg->listen_tls && !(g->server_ctx = tg_tls_server_ctx_new(
-                               cfg->listen_tls, why, sizeof why))) {
-    snprintf(err, errlen, "listen.tls: %s", why);
-    goto fail;
-  }
-  if (cfg->upstream_tls && !(g->client_ctx = tg_tls_client_ctx_new(
-                                 cfg->upstream_tls, why, sizeof why))) {
-    snprintf(err, errlen, "upstream.tls: %s", why);
-    goto fail;
-  }
+  gen_report r = {.cfg = cfg, .buf = err, .cap = errlen};
+  if (errlen)
+    err[0] = '\0';
+  /* Every part is built even after another failed, so that one run reports
+   * every file that does not load. */
+  char why[1024];
+  if (cfg->listen_tls)
+    g->server_ctx = tg_tls_server_ctx_new(cfg->listen_tls, gen_tls_problem, &r);
+  if (cfg->upstream_tls)
+    g->client_ctx =
+        tg_tls_client_ctx_new(cfg->upstream_tls, gen_tls_problem, &r);
   if (cfg->authn && cfg->authn->jwt) {
     g->keystore = tg_keystore_new(
         base, cfg->authn->jwt, prev ? prev->keystore : NULL, why, sizeof why);
     if (!g->keystore) {
-      snprintf(err, errlen, "authentication.jwt: %s", why);
-      goto fail;
+      char line[sizeof why + 32];
+      snprintf(line, sizeof line, "authentication.jwt: %s", why);
+      gen_problem(&r, TG_CFK_JWT, line);
     }
   }
-  if (cfg->authn && !(g->authn = tg_authn_new(cfg, g->keystore, err, errlen)))
-    goto fail;
+  if (cfg->authn &&
+      !(g->authn = tg_authn_new(cfg, g->keystore, why, sizeof why))) {
+    tg_config_file_key key = authn_key(cfg->authn, why);
+    char line[sizeof why + 32];
+    /* "PATH: cannot read: ..." does not say which key named PATH. */
+    snprintf(line, sizeof line, "%s%s",
+             key == TG_CFK_API_KEYS && !has_pos(why, strlen(why))
+                 ? "authentication.api_keys_file: "
+                 : "",
+             why);
+    gen_problem(&r, key, line);
+  }
   if (!(g->authz = tg_authz_new(cfg, why, sizeof why))) {
-    snprintf(err, errlen, "authorization: %s", why);
-    goto fail;
+    char line[sizeof why + 32];
+    snprintf(line, sizeof line, "authorization: %s", why);
+    gen_problem(&r, TG_CFK_COUNT, line);
   }
   if (cfg->upstream_token_file) {
-    if (!(g->upstream_cred = read_token(cfg->upstream_token_file, err, errlen)))
-      goto fail;
+    if (!(g->upstream_cred =
+              read_token(cfg->upstream_token_file, why, sizeof why)))
+      gen_problem(&r, TG_CFK_UPSTREAM_TOKEN, why);
     g->upstream_cred_header = cfg->upstream_token_header
                                   ? cfg->upstream_token_header
                                   : "authorization";
   }
-  return g;
-fail:
+  if (r.n == 0)
+    return g;
+  if (r.dropped && r.len + 1 < r.cap)
+    snprintf(r.buf + r.len, r.cap - r.len, "\n(%u more problems not shown)",
+             r.dropped);
   atomic_store(&g->refs, 0);
   tg_gen_free(g);
   return NULL;

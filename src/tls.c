@@ -8,9 +8,18 @@
 #include <string.h>
 #include <unistd.h>
 
-static void tls_err(char *err, size_t errlen, const char *what,
-                    const char *file) {
-  char ossl[256] = "";
+/* Where the problems of one context go, and how many there were. */
+typedef struct tls_report {
+  tg_tls_problem_fn fn;
+  void *arg;
+  int n;
+} tls_report;
+
+/* Reports a failed step: what (which names the key), the file it was about
+ * (or NULL) and OpenSSL's reason, which it takes off the error queue. */
+static void tls_problem(tls_report *r, tg_config_file_key key, const char *what,
+                        const char *file) {
+  char ossl[256] = "", msg[1024];
   unsigned long e = ERR_peek_last_error();
   if (e)
     ERR_error_string_n(e, ossl, sizeof(ossl));
@@ -18,8 +27,52 @@ static void tls_err(char *err, size_t errlen, const char *what,
   /* OpenSSL says only "system lib" for a file it cannot open. */
   if (file && access(file, R_OK) != 0)
     snprintf(ossl, sizeof(ossl), "%s", strerror(errno));
-  snprintf(err, errlen, "%s%s%s%s%s", what, file ? " " : "", file ? file : "",
-           *ossl ? ": " : "", ossl);
+  snprintf(msg, sizeof msg, "%s%s%s%s%s", what, file ? " " : "",
+           file ? file : "", *ossl ? ": " : "", ossl);
+  r->fn(r->arg, key, msg);
+  r->n++;
+}
+
+/* Whether the last error is a private key that does not belong to the
+ * certificate loaded before it (SSL_CTX_use_PrivateKey_file checks that). */
+static int key_mismatch(void) {
+  unsigned long e = ERR_peek_last_error();
+  return ERR_GET_LIB(e) == ERR_LIB_X509 &&
+         ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+}
+
+/* Loads a certificate chain and its private key, each tried even when the
+ * other failed so that both are reported; cert_name and key_name are the
+ * configuration keys that named them. */
+static void load_pair(SSL_CTX *ctx, tls_report *r, const char *cert,
+                      tg_config_file_key cert_key, const char *key,
+                      tg_config_file_key key_key, const char *cert_name,
+                      const char *key_name) {
+  char what[768];
+  int cert_ok = SSL_CTX_use_certificate_chain_file(ctx, cert) == 1;
+  if (!cert_ok) {
+    snprintf(what, sizeof what, "%s: cannot load certificate", cert_name);
+    tls_problem(r, cert_key, what, cert);
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+    int mismatch = cert_ok && key_mismatch();
+    if (mismatch)
+      snprintf(what, sizeof what,
+               "%s: the private key in %s does not match the certificate in "
+               "%s",
+               key_name, key, cert);
+    else
+      snprintf(what, sizeof what, "%s: cannot load private key", key_name);
+    tls_problem(r, key_key, what, mismatch ? NULL : key);
+    return;
+  }
+  /* A key of another type than the certificate's loads without a check. */
+  if (cert_ok && SSL_CTX_check_private_key(ctx) != 1) {
+    snprintf(what, sizeof what,
+             "%s: the private key in %s does not match the certificate in %s",
+             key_name, key, cert);
+    tls_problem(r, key_key, what, NULL);
+  }
 }
 
 static int alpn_select(SSL *ssl, const unsigned char **out,
@@ -34,11 +87,13 @@ static int alpn_select(SSL *ssl, const unsigned char **out,
   return SSL_TLSEXT_ERR_OK;
 }
 
-SSL_CTX *tg_tls_server_ctx_new(const tg_listen_tls *conf, char *err,
-                               size_t errlen) {
+SSL_CTX *tg_tls_server_ctx_new(const tg_listen_tls *conf,
+                               tg_tls_problem_fn problem, void *arg) {
+  tls_report r = {problem, arg, 0};
   SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
   if (!ctx) {
-    tls_err(err, errlen, "cannot create TLS context", NULL);
+    tls_problem(&r, TG_CFK_COUNT, "listen.tls: cannot create TLS context",
+                NULL);
     return NULL;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -46,30 +101,20 @@ SSL_CTX *tg_tls_server_ctx_new(const tg_listen_tls *conf, char *err,
                                SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-  if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
-    tls_err(err, errlen, "cannot load certificate", conf->cert_file);
-    goto fail;
-  }
-  if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) != 1) {
-    tls_err(err, errlen, "cannot load private key", conf->key_file);
-    goto fail;
-  }
-  if (SSL_CTX_check_private_key(ctx) != 1) {
-    tls_err(err, errlen, "private key does not match certificate",
-            conf->key_file);
-    goto fail;
-  }
+  load_pair(ctx, &r, conf->cert_file, TG_CFK_LISTEN_CERT, conf->key_file,
+            TG_CFK_LISTEN_KEY, "listen.tls.cert_file", "listen.tls.key_file");
   if (conf->client_ca_file) {
-    if (SSL_CTX_load_verify_locations(ctx, conf->client_ca_file, NULL) != 1) {
-      tls_err(err, errlen, "cannot load client CA file", conf->client_ca_file);
-      goto fail;
-    }
-    STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(conf->client_ca_file);
-    if (!names) {
-      tls_err(err, errlen, "no CA certificate in", conf->client_ca_file);
-      goto fail;
-    }
-    SSL_CTX_set_client_CA_list(ctx, names);
+    STACK_OF(X509_NAME) *names = NULL;
+    if (SSL_CTX_load_verify_locations(ctx, conf->client_ca_file, NULL) != 1)
+      tls_problem(&r, TG_CFK_LISTEN_CA,
+                  "listen.tls.client_ca_file: cannot load CA certificates from",
+                  conf->client_ca_file);
+    else if (!(names = SSL_load_client_CA_file(conf->client_ca_file)))
+      tls_problem(&r, TG_CFK_LISTEN_CA,
+                  "listen.tls.client_ca_file: no CA certificate in",
+                  conf->client_ca_file);
+    else
+      SSL_CTX_set_client_CA_list(ctx, names);
     SSL_CTX_set_verify(
         ctx,
         SSL_VERIFY_PEER |
@@ -77,56 +122,43 @@ SSL_CTX *tg_tls_server_ctx_new(const tg_listen_tls *conf, char *err,
         NULL);
   }
   SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
-  return ctx;
-fail:
+  if (r.n == 0)
+    return ctx;
   SSL_CTX_free(ctx);
   return NULL;
 }
 
-SSL_CTX *tg_tls_client_ctx_new(const tg_upstream_tls *conf, char *err,
-                               size_t errlen) {
+SSL_CTX *tg_tls_client_ctx_new(const tg_upstream_tls *conf,
+                               tg_tls_problem_fn problem, void *arg) {
+  tls_report r = {problem, arg, 0};
   SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) {
-    tls_err(err, errlen, "cannot create TLS context", NULL);
+    tls_problem(&r, TG_CFK_COUNT, "upstream.tls: cannot create TLS context",
+                NULL);
     return NULL;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   if (conf->ca_file) {
-    if (SSL_CTX_load_verify_locations(ctx, conf->ca_file, NULL) != 1) {
-      tls_err(err, errlen, "cannot load upstream CA file", conf->ca_file);
-      goto fail;
-    }
+    if (SSL_CTX_load_verify_locations(ctx, conf->ca_file, NULL) != 1)
+      tls_problem(&r, TG_CFK_UPSTREAM_CA,
+                  "upstream.tls.ca_file: cannot load CA certificates from",
+                  conf->ca_file);
   } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-    tls_err(err, errlen, "cannot load the system trust store", NULL);
-    goto fail;
+    tls_problem(&r, TG_CFK_COUNT,
+                "upstream.tls: cannot load the system trust store", NULL);
   }
-  if (conf->cert_file) {
-    if (SSL_CTX_use_certificate_chain_file(ctx, conf->cert_file) != 1) {
-      tls_err(err, errlen, "cannot load upstream client certificate",
-              conf->cert_file);
-      goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, conf->key_file, SSL_FILETYPE_PEM) !=
-        1) {
-      tls_err(err, errlen, "cannot load upstream client key", conf->key_file);
-      goto fail;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-      tls_err(err, errlen, "upstream client key does not match certificate",
-              conf->key_file);
-      goto fail;
-    }
-  }
+  if (conf->cert_file)
+    load_pair(ctx, &r, conf->cert_file, TG_CFK_UPSTREAM_CERT, conf->key_file,
+              TG_CFK_UPSTREAM_KEY, "upstream.tls.cert_file",
+              "upstream.tls.key_file");
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
   static const unsigned char h2[] = "\x02h2";
-  if (SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2) - 1) != 0) {
-    tls_err(err, errlen, "cannot set ALPN", NULL);
-    goto fail;
-  }
-  return ctx;
-fail:
+  if (SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2) - 1) != 0)
+    tls_problem(&r, TG_CFK_COUNT, "upstream.tls: cannot set ALPN", NULL);
+  if (r.n == 0)
+    return ctx;
   SSL_CTX_free(ctx);
   return NULL;
 }

@@ -30,6 +30,9 @@
  *                                   replaces longPollMs as the hold time.
  *   x-test-trailer-bin: <bytes>     echoed back as TRAILING metadata x-echo-trailer-bin
  *                                   (on success and on failure).
+ *   x-test-status-details-bin: <bytes>  with x-test-fail: sent back as the trailer
+ *                                   grpc-status-details-bin (the rich error status, a
+ *                                   google.rpc.Status), bytes unchanged.
  *   x-echo-*: <value>               every request header starting with x-echo- is echoed back,
  *                                   same name and value, as INITIAL response metadata.
  *
@@ -436,6 +439,8 @@ class Frontend extends EventEmitter {
     const failRaw = firstValue(md, 'x-test-fail');
     if (failRaw !== undefined) {
       const { code, message } = parseFail(failRaw);
+      const details = firstValue(md, 'x-test-status-details-bin');
+      if (details !== undefined) trailer.set('grpc-status-details-bin', Buffer.isBuffer(details) ? details : Buffer.from(String(details)));
       this.finish(rec, { code, details: message });
       callback({ code, details: message, metadata: trailer });
       return;

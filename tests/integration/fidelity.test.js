@@ -1,8 +1,10 @@
 'use strict';
 // What crosses tgate must come out unchanged: request metadata (binary, authorization,
-// grpc-timeout, repeated), response headers, trailers and statuses, large messages both ways;
+// grpc-timeout, repeated), response headers, trailers and statuses (with
+// grpc-status-details-bin), large messages both ways;
 // and stream life: 1,000 concurrent streams, cancellation in both directions, an upstream that
-// dies or is absent and comes back, flow control towards a slow reader.
+// dies or is absent and comes back, flow control towards a slow reader and from a client to a
+// frontend that does not read, long polls that no timer cuts.
 // Clients are raw Node http2 sessions; upstreams are the dev frontend and a raw h2c echo server.
 
 const { test, describe, before, after } = require('node:test');
@@ -106,14 +108,20 @@ describe('tgate relays gRPC faithfully (h2c)', () => {
   test('response headers, trailers and statuses come back as the frontend sent them', { timeout: T }, async () => {
     const trailerBin = crypto.randomBytes(33);
     const echoBin = crypto.randomBytes(17);
+    // The rich error status (google.rpc.Status) is opaque bytes to tgate; 50 bytes end the
+    // base64 text with padding, which must cross unchanged too.
+    const details = crypto.randomBytes(50);
+    details[0] = 0;
+    details[1] = 0xff;
     const cases = [
-      { name: 'success with echoed metadata and a binary trailer', hdrs: {} },
+      { name: 'success with echoed metadata and a binary trailer', hdrs: {}, ok: true },
       { name: 'error after headers', hdrs: { 'x-test-fail': '5:not found %' } },
       { name: 'error, trailers-only', hdrs: { 'x-test-fail': 'NOT_FOUND:not found % 100' }, noEcho: true },
       { name: 'error without message', hdrs: { 'x-test-fail': '14:' }, noEcho: true },
     ];
     for (const c of cases) {
       const hdrs = { 'x-test-trailer-bin': trailerBin.toString('base64'), ...c.hdrs };
+      if (!c.ok) hdrs['x-test-status-details-bin'] = details.toString('base64');
       if (!c.noEcho) Object.assign(hdrs, { 'x-echo-one': 'value 1', 'x-echo-blob-bin': echoBin.toString('base64') });
       const direct = await h.unaryCall(sDirect, DESCRIBE, h.describeNs('fid-resp'), hdrs);
       const via = await h.unaryCall(sFe, DESCRIBE, h.describeNs('fid-resp'), hdrs);
@@ -130,6 +138,12 @@ describe('tgate relays gRPC faithfully (h2c)', () => {
       assert.equal(via.rstCode, 0);
       const tr = via.trailers || via.headers;
       assert.deepEqual(Buffer.from(tr['x-echo-trailer-bin'], 'base64'), trailerBin, `${c.name}: binary trailer`);
+      if (!c.ok) {
+        const direct64 = (direct.trailers || direct.headers)['grpc-status-details-bin'];
+        assert.ok(direct64, `${c.name}: the frontend sent grpc-status-details-bin`);
+        assert.deepEqual(Buffer.from(direct64, 'base64'), details);
+        assert.equal(tr['grpc-status-details-bin'], direct64, `${c.name}: grpc-status-details-bin byte-identical through tgate`);
+      }
       if (!c.noEcho) {
         assert.equal(via.headers['x-echo-one'], 'value 1');
         assert.deepEqual(Buffer.from(via.headers['x-echo-blob-bin'], 'base64'), echoBin);
@@ -344,6 +358,93 @@ describe('tgate relays gRPC faithfully (h2c)', () => {
     const grew = peak - baseline;
     t.diagnostic(`tgate RSS: baseline ${(baseline / MiB).toFixed(1)} MiB, +${(grew / MiB).toFixed(2)} MiB during the stall; client buffered ${received} bytes`);
     assert.ok(grew < 4 * MiB, `tgate RSS grew by ${(grew / MiB).toFixed(2)} MiB during the stall (limit 4 MiB)`);
+  });
+
+  test('flow control: a frontend that does not read stalls the client\'s streaming request; tgate does not buffer it', { timeout: T }, async (t) => {
+    const tg = await h.startTgate({ upstream: echo.port, workers: 1 });
+    extra.push(tg);
+    const s = await h.h2connect(tg.port);
+    extra.push(s);
+    const warm = await h.unaryCall(s, '/test.Echo/Warm', Buffer.alloc(1000));
+    assert.equal(warm.status, 0);
+    const baseline = h.rssBytes(tg.pid);
+    // 32 MiB in 64 KiB messages, all handed to the client stream at once: a write completes
+    // only once its bytes went out within tgate's flow-control window.
+    const msg = h.grpcFrame(crypto.randomBytes(64 * 1024 - 5));
+    const total = 512 * msg.length;
+    const res = { headers: null, trailers: null };
+    const req = s.request(h.grpcHeaders('/test.Echo/NoRead', { 'x-mode': 'no-read', 'x-id': 'noread-1' }));
+    const closed = new Promise((resolve) => req.on('close', resolve));
+    req.on('response', (x) => (res.headers = x));
+    req.on('trailers', (x) => (res.trailers = x));
+    req.on('error', () => {});
+    req.resume();
+    let written = 0;
+    for (let i = 0; i < 512; i++) req.write(msg, () => (written += msg.length));
+    req.end();
+    const rec = await echo.waitForStream((x) => x.headers['x-id'] === 'noread-1');
+    // Wait for the writes to stop completing (no progress for 1 s), watching tgate's RSS.
+    let peak = baseline;
+    let last = -1;
+    let since = Date.now();
+    const end = Date.now() + 10_000 * h.SLOW;
+    while (Date.now() - since < 1000 && Date.now() < end) {
+      peak = Math.max(peak, h.rssBytes(tg.pid));
+      if (written !== last) {
+        last = written;
+        since = Date.now();
+      }
+      await h.sleep(25);
+    }
+    const stalledAt = written;
+    const grew = peak - baseline;
+    t.diagnostic(`client writes stalled after ${(stalledAt / MiB).toFixed(2)} MiB of ${total / MiB}; tgate RSS +${(grew / MiB).toFixed(2)} MiB`);
+    assert.ok(stalledAt < 4 * MiB, `the client's writes stopped completing after about a window (${stalledAt} bytes went out)`);
+    assert.ok(grew < 8 * MiB, `tgate RSS grew by ${(grew / MiB).toFixed(2)} MiB during the stall (limit 8 MiB)`);
+    assert.equal(rec.closed, false);
+    // The frontend reads again: everything arrives, in order.
+    rec.resumeRead();
+    await h.within(closed, 20_000 * h.SLOW, 'the call to end once the frontend reads');
+    assert.equal(written, total);
+    assert.equal(req.rstCode, 0);
+    assert.equal(res.headers && res.headers[':status'], 200);
+    assert.equal(res.trailers && res.trailers['grpc-status'], '0');
+    const sha = crypto.createHash('sha256');
+    for (let i = 0; i < 512; i++) sha.update(msg);
+    assert.equal(rec.bodyLength, total, 'the frontend got every request byte');
+    assert.equal(rec.bodySha256, sha.digest('hex'), 'request SHA-256 at the frontend');
+  });
+
+  test('a long poll held past the usual timers is not cut (5 s, grpc-timeout 90S)', { timeout: T }, async () => {
+    // No idle or stream timer in tgate may end a call that is waiting for its answer: a held
+    // call gets its answer, with no reset and no GOAWAY. TGATE_LONG_TESTS=1 holds one 65 s.
+    const s = await h.h2connect(tgFe.port);
+    extra.push(s);
+    let goaway = null;
+    s.on('goaway', (code) => (goaway = code));
+    const t0 = Date.now();
+    const r = await h.unaryCall(s, POLL, h.pollWft('default', 'held-5s'), { 'grpc-timeout': '90S', 'x-test-delay-ms': '5000' }, { timeoutMs: 20_000 * h.SLOW });
+    const took = Date.now() - t0;
+    assert.equal(r.rstCode, 0, `no RST_STREAM (got ${r.rstCode})`);
+    assert.equal(goaway, null, `no GOAWAY (got ${goaway})`);
+    assert.equal(r.status, 0, `status ${r.status} ${r.message || ''}`);
+    assert.ok(took >= 4900, `held ${took} ms`);
+    const rec = await fe.waitForCall((c) => c.method === 'PollWorkflowTaskQueue' && c.request.taskQueue.name === 'held-5s', 1000);
+    assert.equal(rec.cancelled, false);
+  });
+
+  test('a long poll of 65 s is not cut (TGATE_LONG_TESTS=1)', { timeout: 120_000, skip: process.env.TGATE_LONG_TESTS !== '1' && 'set TGATE_LONG_TESTS=1 to run' }, async () => {
+    const s = await h.h2connect(tgFe.port);
+    extra.push(s);
+    let goaway = null;
+    s.on('goaway', (code) => (goaway = code));
+    const t0 = Date.now();
+    const r = await h.unaryCall(s, POLL, h.pollWft('default', 'held-65s'), { 'grpc-timeout': '90S', 'x-test-delay-ms': '65000' }, { timeoutMs: 100_000 });
+    const took = Date.now() - t0;
+    assert.equal(r.rstCode, 0, `no RST_STREAM (got ${r.rstCode})`);
+    assert.equal(goaway, null, `no GOAWAY (got ${goaway})`);
+    assert.equal(r.status, 0, `status ${r.status} ${r.message || ''}`);
+    assert.ok(took >= 64_900, `held ${took} ms`);
   });
 });
 

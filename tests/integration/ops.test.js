@@ -1,6 +1,7 @@
 'use strict';
 // Operating tgate: --check-config and --version, the admin health endpoints, graceful
-// shutdown on SIGTERM (drain, grace period, second signal), and non-gRPC requests.
+// shutdown on SIGTERM and SIGINT (drain, grace period, second signal), non-gRPC requests, and
+// `make install`.
 
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -91,6 +92,62 @@ describe('command line', () => {
     assert.equal(r.status, 1);
     assert.match(r.stderr, /missing\.pem/);
   });
+
+  test('--check-config reports every file that does not load, each at the key that named it', { timeout: T }, () => {
+    const c = h.certs();
+    const garbage = path.join(dir, 'garbage-ca.pem');
+    fs.writeFileSync(garbage, 'not a certificate\n');
+    const f = path.join(dir, 'badfiles.yaml');
+    const yaml = h.tgateConfig({
+      port: 7233,
+      upstream: 7234,
+      tls: { cert_file: path.join(dir, 'absent.pem'), key_file: c.file('server.key') },
+      // a CA bundle without a certificate, and a key that belongs to another certificate
+      upstreamTls: { ca_file: garbage, cert_file: c.file('worker-a.pem'), key_file: c.file('worker-b.key') },
+    });
+    fs.writeFileSync(f, yaml);
+    const lines = yaml.split('\n');
+    /** "LINE:COL" of the key under section (listen or upstream). */
+    const at = (section, key) => {
+      const from = lines.indexOf(`${section}:`);
+      const i = lines.findIndex((l, j) => j > from && l.trimStart().startsWith(`${key}:`));
+      return `${i + 1}:${lines[i].indexOf(key) + 1}`;
+    };
+    const r = runTgate(['--check-config', '-c', f]);
+    assertNoSanitizerReport(r);
+    assert.equal(r.status, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    const esc = f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const want = [
+      [at('listen', 'cert_file'), /listen\.tls\.cert_file: cannot load certificate .*absent\.pem: No such file/],
+      [at('upstream', 'ca_file'), /upstream\.tls\.ca_file: .*garbage-ca\.pem/],
+      [at('upstream', 'key_file'), /upstream\.tls\.key_file: the private key in .*worker-b\.key does not match the certificate in .*worker-a\.pem/],
+    ];
+    const problems = r.stderr.split('\n').filter((l) => new RegExp(`${esc}:\\d+:\\d+: `).test(l));
+    assert.equal(problems.length, want.length, `one line per problem:\n${r.stderr}`);
+    for (const [pos, re] of want) {
+      const line = problems.find((l) => l.includes(`${f}:${pos}: `));
+      assert.ok(line, `a problem at ${pos}:\n${r.stderr}`);
+      assert.match(line, re);
+    }
+    assert.match(r.stderr, /is invalid/);
+  });
+
+  test('make install DESTDIR=... PREFIX=/usr puts an executable tgate that runs', { timeout: 300_000 }, () => {
+    const dest = h.tempDir('tgate-install-');
+    const m = spawnSync('make', ['-s', 'install', `DESTDIR=${dest}`, 'PREFIX=/usr'], { cwd: h.ROOT, encoding: 'utf8', timeout: 280_000 });
+    assert.ifError(m.error);
+    assert.equal(m.status, 0, `make install failed:\n${m.stdout}${m.stderr}`);
+    const bin = path.join(dest, 'usr', 'bin', 'tgate');
+    const st = fs.statSync(bin);
+    assert.ok(st.isFile(), `${bin} is a file`);
+    assert.equal(st.mode & 0o111, 0o111, `${bin} is executable by all (mode ${(st.mode & 0o777).toString(8)})`);
+    const v = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+    assert.ifError(v.error);
+    assert.equal(v.status, 0, v.stderr);
+    const version = fs.readFileSync(path.join(h.ROOT, 'VERSION'), 'utf8').trim();
+    assert.match(v.stdout, new RegExp(`^tgate ${version.replace(/\./g, '\\.')} `));
+  });
 });
 
 describe('admin health', () => {
@@ -172,6 +229,27 @@ describe('graceful shutdown', () => {
     assert.ok(exit.time - r.at < 2000 * h.SLOW, `tgate exited ${exit.time - r.at} ms after the call`);
     await tg.stop(); // exit status 0 and no sanitizer report
     assert.match(tg.log(), /SIGTERM: stopping/);
+  });
+
+  test('SIGINT: a call in flight completes, then tgate exits 0', { timeout: T }, async () => {
+    const tg = await h.startTgate({ upstream: fe.port, grace: '5s' });
+    tgates.push(tg);
+    const s = await h.h2connect(tg.port);
+    sessions.push(s);
+    const call = h.unaryCall(s, DESCRIBE, h.describeNs('drain-int'), { 'x-test-delay-ms': '1500' }).then((r) => ({ ...r, at: Date.now() }));
+    await fe.waitForCall((c) => c.namespace === 'drain-int', 3000);
+    await h.sleep(200);
+    const sigAt = Date.now();
+    tg.proc.kill('SIGINT');
+    await h.waitFor(async () => !(await h.canConnect(tg.port, 200)), 1000 * h.SLOW, 'new connections to be refused');
+    const r = await call;
+    assert.equal(r.status, 0, `the call in flight completed (status ${r.status} ${r.message || ''}, rst ${r.rstCode})`);
+    assert.equal(h.decodeResponse('workflowservice.v1.DescribeNamespaceResponse', r.data).namespaceInfo.name, 'drain-int');
+    assert.ok(r.at - sigAt >= 1000, 'the call was still running when SIGINT came');
+    const exit = await h.within(tg.exited, 3000 * h.SLOW, 'tgate exit');
+    assert.ok(exit.time >= r.at - 50, 'tgate exited after the call completed');
+    await tg.stop('SIGINT'); // exit status 0 and no sanitizer report
+    assert.match(tg.log(), /SIGINT: stopping/);
   });
 
   test('a call still running when the grace period ends is cut; tgate exits 0 soon after', { timeout: T }, async () => {

@@ -1,10 +1,11 @@
 'use strict';
 // The upstream pool: streams spread over more connections when the frontend's
-// MAX_CONCURRENT_STREAMS is reached, failover between frontend addresses, and
-// recovery after every frontend was away.
+// MAX_CONCURRENT_STREAMS is reached, failover between frontend addresses, recovery after
+// every frontend was away, and reconnect backoff while none answers.
 const { test, after } = require('node:test');
 const assert = require('node:assert/strict');
 const http2 = require('node:http2');
+const net = require('node:net');
 const h = require('./lib/harness');
 
 const PATH = `/${h.WS}/DescribeNamespace`;
@@ -109,4 +110,36 @@ test('a dead frontend address is skipped; calls go to the live one', { timeout: 
     assert.equal(r.status, 0, `call ${i}: ${JSON.stringify(r.trailers || r.headers)}`);
   }
   assert.equal(up.stats.calls, 20);
+});
+
+test('with no frontend, reconnect attempts back off: spaced, each gap longer than the last', { timeout: 30_000 }, async (t) => {
+  // A TCP server that accepts and at once closes every connection: each accept is one
+  // connection attempt of tgate's.
+  const accepts = [];
+  const sockets = new Set();
+  const server = net.createServer((sock) => {
+    accepts.push(Date.now());
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    sock.on('error', () => {});
+    sock.destroy();
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise((r) => {
+    for (const s of sockets) s.destroy();
+    server.close(() => r());
+  }));
+  const tg = await h.startTgate({ upstream: server.address().port, workers: 1, waitReady: false });
+  cleanups.push(() => tg.stop());
+  await h.waitFor(() => accepts.length > 0, 5000 * h.SLOW, 'the first connection attempt');
+  await h.sleep(3000);
+  const first = accepts[0];
+  const within3s = accepts.filter((t) => t - first <= 3000);
+  const gaps = within3s.slice(1).map((t, i) => t - within3s[i]);
+  const msg = `attempts in 3 s: ${within3s.length}, gaps ${gaps.join(', ')} ms`;
+  t.diagnostic(msg);
+  assert.ok(within3s.length >= 3, `tgate keeps trying (${msg})`);
+  assert.ok(within3s.length < 10, `tgate backs off (${msg})`);
+  assert.ok(gaps[0] >= 50, `attempts are spaced (${msg})`);
+  for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] > gaps[i - 1], `each wait is longer than the last (${msg})`);
 });

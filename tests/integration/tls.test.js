@@ -1,6 +1,7 @@
 'use strict';
 // TLS on both sides of tgate: client certificates (mTLS), ALPN, HTTP/1.x refusal, protocol
-// versions; and tgate as an mTLS client of a TLS frontend, with server name verification.
+// versions (1.3 by default, 1.1 refused); and tgate as an mTLS client of a TLS frontend, with
+// server name verification.
 
 const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -142,6 +143,28 @@ describe('downstream mTLS (require_client_cert)', () => {
     const out = await rawExchange(tg.port, { ca: c.ca, ...c.pair('worker-a') }, HTTP1_GET);
     assert.ok(out.secure, 'handshake completes without ALPN');
     assert505(out);
+  });
+
+  test('a client with default settings negotiates TLS 1.3', { timeout: T }, async () => {
+    // Node's defaults (minVersion/maxVersion left alone) offer 1.2 and 1.3; tgate must pick 1.3.
+    const proto = await new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: tg.port, servername: 'localhost', ca: c.ca, ...c.pair('worker-a'), ALPNProtocols: ['h2'] });
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error('no TLS handshake within 5 s'));
+      }, 5000);
+      s.once('secureConnect', () => {
+        clearTimeout(t);
+        const p = s.getProtocol();
+        s.destroy();
+        resolve(p);
+      });
+      s.once('error', (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+    });
+    assert.equal(proto, 'TLSv1.3');
   });
 
   test('TLS 1.1 is refused', { timeout: T }, async (t) => {

@@ -10,13 +10,16 @@
 //   rst-mid          response headers and a 16 MiB body of which the peer's window lets part
 //                    out, then RST_STREAM CANCEL after 50 ms (while the client does not read)
 //   delay            echo, after x-delay-ms milliseconds
+//   no-read          the request body is not read (so its flow-control window is not given
+//                    back) until the test calls the stream record's resumeRead(); once it has
+//                    all arrived: an empty message, grpc-status 0
 // grpc.health.v1.Health/Check (tgate's health checks) is answered apart and not recorded in
 // `streams`: HealthCheckResponse{status} per setServing(state): true (SERVING, the default),
 // false (NOT_SERVING) or 'hang' (no answer until the client gives up); each check is counted
 // in `healthChecks` ({time, service, answered}).
 // Each stream is recorded in `streams`: {headers, rawHeaders ([name, value, ...] as received),
 // body (when < 1 MiB), bodyLength, bodySha256,
-// closed, rstCode, aborted, answered}.
+// closed, rstCode, aborted, answered, resumeRead (no-read only)}.
 //
 // In-process: const echo = await startEcho({port}); ... await echo.close(); (or echo.kill())
 // Child process (to be killed): const child = await spawnEcho(port); ... await child.kill();
@@ -111,6 +114,10 @@ function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
       stream.write(Buffer.alloc(16 << 20, 7));
       setTimeout(() => stream.close(NGHTTP2_CANCEL), 50);
     }
+    if (mode === 'no-read') {
+      stream.pause();
+      rec.resumeRead = () => stream.resume();
+    }
     const chunks = [];
     stream.on('data', (d) => chunks.push(d));
     stream.on('end', () => {
@@ -119,7 +126,7 @@ function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
       rec.bodySha256 = sha256(body);
       if (body.length < 1 << 20) rec.body = body;
       ev.emit('request', rec);
-      if (mode !== 'echo' && mode !== 'big' && mode !== 'delay') return;
+      if (mode !== 'echo' && mode !== 'big' && mode !== 'delay' && mode !== 'no-read') return;
       if (mode === 'delay') {
         setTimeout(() => {
           if (stream.destroyed || stream.closed) return;
@@ -137,6 +144,7 @@ function startEcho({ port = 0, host = '127.0.0.1' } = {}) {
         out = grpcFrame(crypto.randomBytes(Number(headers['x-size'] || 0)));
         h['x-body-sha256'] = sha256(out);
       }
+      if (mode === 'no-read') out = grpcFrame(Buffer.alloc(0));
       stream.respond(h, { waitForTrailers: true });
       stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
       rec.answered = true;
