@@ -54,6 +54,11 @@ tg_keyset *tg_keystore_get(tg_keystore *ks, uint64_t *generation);
 void tg_keystore_request_refresh(tg_keystore *ks);
 void tg_keystore_stats_get(tg_keystore *ks, tg_keystore_stats *out);
 
+/* Is url's host loopback: an IPv4 literal in 127.0.0.0/8, [::1] or
+ * localhost (case-insensitive)? Anything else, including a name that
+ * starts with "127.", is not. The rule for "http://" key sources. Pure. */
+int tg_keystore_is_loopback_url(const char *url);
+
 /* Loads every source once, synchronously, with a timeout per URL; for
  * `tgate --check-config`. 0 when every source gave at least one key, else
  * -1 with the first problem in err. */

@@ -1,5 +1,6 @@
 #include "tg_keystore.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "tg_log.h"
@@ -360,14 +362,18 @@ static void early_cb(evutil_socket_t fd, short what, void *arg) {
 
 /* ---- set-up ---- */
 
-static int is_loopback_url(const char *url) {
+/* A name that merely starts with "127." (127.attacker.example) is a remote
+ * host: only a literal address counts. */
+int tg_keystore_is_loopback_url(const char *url) {
   CURLU *u = curl_url();
   char *host = NULL;
+  struct in_addr a4;
   int ok = 0;
   if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
       curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-    ok = strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
-         strcmp(host, "[::1]") == 0 || strncmp(host, "127.", 4) == 0;
+    ok =
+        strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+        (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
   curl_free(host);
   curl_url_cleanup(u);
   return ok;
@@ -391,10 +397,11 @@ static int init_sources(ks_source **out, size_t *nout, tg_keystore *ks,
     if (strncmp(u, "https://", 8) == 0) {
       s->kind = SRC_URL;
     } else if (strncmp(u, "http://", 7) == 0) {
-      if (!is_loopback_url(u)) {
+      if (!tg_keystore_is_loopback_url(u)) {
         snprintf(err, errlen,
                  "key source %s: plain http:// is allowed only to a loopback "
-                 "host (use https://)",
+                 "host (an address in 127.0.0.0/8, [::1] or localhost); use "
+                 "https://",
                  u);
         return -1;
       }
