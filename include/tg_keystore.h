@@ -10,13 +10,15 @@
  * - All sources are (re)loaded every refresh_interval. Each source keeps its
  *   last good document: a failed fetch or an unparsable document keeps what
  *   that source gave before. The published set is the union of every
- *   source's last good keys, parsed once per refresh.
+ *   source's last good keys, parsed again only when a refresh brought a
+ *   document that differs from the source's last good one.
  * - tg_keystore_request_refresh() (any thread; used on an unknown kid)
  *   triggers an early refresh, at most one per TG_KEYSTORE_MIN_EARLY_S.
  * - tg_keystore_get() (any thread) returns a reference to the current set
  *   (release with tg_keyset_unref), or NULL while no key was ever loaded.
- * - The generation number grows with every published set, so caches can
- *   tell a verification done under older keys.
+ * - The generation number grows with every new set (never for a refresh
+ *   that found the same documents), so caches can tell a verification done
+ *   under older keys and keep the rest.
  * Counters for metrics are read with tg_keystore_stats().
  */
 #ifndef TG_KEYSTORE_H

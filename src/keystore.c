@@ -38,6 +38,7 @@ struct tg_keystore {
   CURLM *multi;
   struct event *curl_timer, *refresh_timer, *early_ev, *early_timer;
   int inflight;
+  int changed; /* a source's document changed since the last publish */
   int64_t last_early;
   atomic_int early_pending;
   pthread_mutex_t mu; /* guards current, generation and the stats */
@@ -100,13 +101,30 @@ static int validate(const ks_source *s, const char *doc, size_t len, char *err,
   return n > 0 ? 0 : -1;
 }
 
+/* Takes doc as s's last good document; notes whether it differs. */
 static void keep_good(ks_source *s, char *doc, size_t len) {
+  if (s->good && s->good_len == len && memcmp(s->good, doc, len) == 0) {
+    free(doc);
+    return;
+  }
+  if (s->ks)
+    s->ks->changed = 1;
   free(s->good);
   s->good = doc;
   s->good_len = len;
 }
 
+/* Ends a refresh cycle. The set is rebuilt, and the generation bumped
+ * (which empties the workers' token caches), only when some source's
+ * document changed: a refresh that found the same keys changes nothing. */
 static void publish(tg_keystore *ks) {
+  if (ks->current && !ks->changed) {
+    pthread_mutex_lock(&ks->mu);
+    ks->stats.refreshes++;
+    ks->stats.loaded_at = now_s();
+    pthread_mutex_unlock(&ks->mu);
+    return;
+  }
   tg_keyset *set = tg_keyset_new();
   char err[256];
   if (!set) {
@@ -118,6 +136,7 @@ static void publish(tg_keystore *ks) {
     if (s->good)
       add_doc(set, s, s->good, s->good_len, err, sizeof err);
   }
+  ks->changed = 0;
   size_t n = tg_keyset_count(set);
   if (n == 0) {
     tg_keyset_unref(set);

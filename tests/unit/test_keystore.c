@@ -4,17 +4,23 @@
 #include "tg_keystore.h"
 #include "tg_test.h"
 
+#include "tg_log.h"
+
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <netinet/in.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static char dir[] = "/tmp/tgate-test-keystore-XXXXXX";
@@ -27,6 +33,66 @@ static char *xprintf(const char *fmt, ...) {
     s = NULL;
   va_end(ap);
   return s;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (f) {
+    fputs(text, f);
+    fclose(f);
+  }
+}
+
+static void b64url32(const uint8_t in[32], char out[44]) {
+  static const char a[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  size_t i = 0;
+  char *o = out;
+  for (; i + 3 <= 32; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    *o++ = a[v >> 18];
+    *o++ = a[(v >> 12) & 63];
+    *o++ = a[(v >> 6) & 63];
+    *o++ = a[v & 63];
+  }
+  uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
+  *o++ = a[v >> 10];
+  *o++ = a[(v >> 4) & 63];
+  *o++ = a[(v & 15) << 2];
+  *o = '\0';
+}
+
+/* The JWKS of one fresh P-256 key with id kid. */
+static char *fresh_jwks(const char *kid) {
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  BIGNUM *x = NULL, *y = NULL;
+  uint8_t bx[32], by[32];
+  char hx[44], hy[44];
+  EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_X, &x);
+  EVP_PKEY_get_bn_param(k, OSSL_PKEY_PARAM_EC_PUB_Y, &y);
+  BN_bn2binpad(x, bx, 32);
+  BN_bn2binpad(y, by, 32);
+  b64url32(bx, hx);
+  b64url32(by, hy);
+  BN_free(x);
+  BN_free(y);
+  EVP_PKEY_free(k);
+  return xprintf("{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"kid\":\"%s\","
+                 "\"x\":\"%s\",\"y\":\"%s\"}]}",
+                 kid, hx, hy);
+}
+
+static void run_for(struct event_base *base, long ms) {
+  struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+  event_base_loopexit(base, &tv);
+  event_base_dispatch(base);
+}
+
+static int has_kid(tg_keystore *ks, const char *kid) {
+  tg_keyset *set = tg_keystore_get(ks, NULL);
+  int found = set && tg_keyset_find(set, kid, strlen(kid)) != NULL;
+  tg_keyset_unref(set);
+  return found;
 }
 
 TG_TEST(loopback_hosts) {
@@ -82,8 +148,72 @@ TG_TEST(plain_http_to_a_remote_host_is_a_config_error) {
   TG_CHECK(!strstr(err, "loopback"));
 }
 
+/* Refreshes that find the same documents keep the generation, and with it
+ * every worker's cache of verified tokens; a changed document bumps it. */
+TG_TEST(generation_grows_only_when_the_keys_change) {
+  char *jwks = xprintf("%s/jwks.json", dir), *pem = xprintf("%s/k.pem", dir);
+  char *src_file = xprintf("file:%s", jwks),
+       *src_pem = xprintf("pem:%s#p", pem);
+  char *doc = fresh_jwks("k1");
+  write_file(jwks, doc);
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  FILE *f = fopen(pem, "w");
+  PEM_write_PUBKEY(f, k);
+  fclose(f);
+  EVP_PKEY_free(k);
+  char *v[2] = {src_file, src_pem};
+  tg_jwt_cfg cfg = {.key_sources = {v, 2}, .refresh_interval_ms = 50};
+  char err[256] = "";
+  struct event_base *base = event_base_new();
+  tg_keystore *ks = tg_keystore_new(base, &cfg, NULL, err, sizeof err);
+  TG_CHECK(ks != NULL);
+  if (!ks)
+    goto end;
+  tg_keystore_stats st;
+  tg_keystore_stats_get(ks, &st);
+  TG_CHECK(st.generation == 1 && st.nkeys == 2);
+  uint64_t gen = 0;
+  tg_keyset *first = tg_keystore_get(ks, &gen);
+  TG_CHECK(gen == 1);
+  run_for(base, 400);
+  tg_keystore_stats_get(ks, &st);
+  TG_CHECK(st.refreshes >= 4);
+  TG_CHECK(st.generation == 1);
+  tg_keyset *same = tg_keystore_get(ks, &gen);
+  TG_CHECK(gen == 1 && same == first);
+  tg_keyset_unref(same);
+  /* Rewritten with the same bytes: still the same keys. */
+  write_file(jwks, doc);
+  run_for(base, 150);
+  tg_keystore_stats_get(ks, &st);
+  TG_CHECK(st.generation == 1);
+  /* A rotation at the source. */
+  free(doc);
+  doc = fresh_jwks("k2");
+  write_file(jwks, doc);
+  run_for(base, 150);
+  tg_keystore_stats_get(ks, &st);
+  TG_CHECK(st.generation == 2 && st.nkeys == 2);
+  TG_CHECK(has_kid(ks, "k2") && !has_kid(ks, "k1"));
+  /* A broken document keeps the last good keys and the generation. */
+  write_file(jwks, "{\"keys\":");
+  run_for(base, 150);
+  tg_keystore_stats_get(ks, &st);
+  TG_CHECK(st.generation == 2 && st.failures > 0 && has_kid(ks, "k2"));
+  tg_keyset_unref(first);
+end:
+  tg_keystore_free(ks);
+  event_base_free(base);
+  free(doc);
+  free(jwks);
+  free(pem);
+  free(src_file);
+  free(src_pem);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
+  tg_log_set_level(TG_LOG_ERROR);
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
     return 1;
@@ -91,6 +221,7 @@ int main(void) {
   TG_RUN(loopback_hosts);
   TG_RUN(names_and_addresses_that_are_not_loopback);
   TG_RUN(plain_http_to_a_remote_host_is_a_config_error);
+  TG_RUN(generation_grows_only_when_the_keys_change);
   char *cmd = xprintf("rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", dir);
