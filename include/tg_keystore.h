@@ -13,7 +13,8 @@
  *   source's last good keys, parsed again only when a refresh brought a
  *   document that differs from the source's last good one.
  * - tg_keystore_request_refresh() (any thread; used on an unknown kid)
- *   triggers an early refresh, at most one per TG_KEYSTORE_MIN_EARLY_S.
+ *   triggers an early refresh, at most one per TG_KEYSTORE_MIN_EARLY_S;
+ *   asked while a refresh is under way, another follows it.
  * - tg_keystore_get() (any thread) returns a reference to the current set
  *   (release with tg_keyset_unref), or NULL while no key was ever loaded.
  * - The generation number grows with every new set (never for a refresh

@@ -38,6 +38,7 @@ struct tg_keystore {
   CURLM *multi;
   struct event *curl_timer, *refresh_timer, *early_ev, *early_timer;
   int inflight;
+  int again;   /* an early refresh was asked for while a cycle was running */
   int changed; /* a source's document changed since the last publish */
   int64_t last_early;
   atomic_int early_pending;
@@ -186,6 +187,8 @@ static void load_local(tg_keystore *ks, ks_source *s) {
 
 /* ---- libcurl multi on libevent ---- */
 
+static void refresh(tg_keystore *ks);
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
   ks_source *s = userdata;
   size_t n = size * nmemb;
@@ -271,8 +274,13 @@ static void check_done(tg_keystore *ks) {
     s->buf = NULL;
     s->len = s->cap = 0;
     s->too_big = 0;
-    if (--ks->inflight == 0)
+    if (--ks->inflight == 0) {
       publish(ks);
+      if (ks->again) {
+        ks->again = 0;
+        refresh(ks);
+      }
+    }
   }
 }
 
@@ -376,7 +384,12 @@ static void early_cb(evutil_socket_t fd, short what, void *arg) {
   atomic_store(&ks->early_pending, 0);
   ks->last_early = now;
   tg_info("JWKS: unknown key id seen; refreshing early");
-  refresh(ks);
+  /* A fetch under way may have left before the new key was published:
+   * another cycle follows it rather than the ask being lost. */
+  if (ks->inflight > 0)
+    ks->again = 1;
+  else
+    refresh(ks);
 }
 
 /* ---- set-up ---- */

@@ -211,6 +211,101 @@ end:
   free(src_pem);
 }
 
+/* A JWKS endpoint on the test's loop: the first request is answered only
+ * after a delay (a slow IdP), with the document of that moment. */
+typedef struct slow_server {
+  struct event_base *base;
+  int requests;
+  char *doc; /* what is served now */
+  struct evhttp_request *held;
+  char *held_doc; /* the document as it was when the held request came */
+  struct event *release;
+} slow_server;
+
+static void answer(struct evhttp_request *req, const char *doc) {
+  struct evbuffer *b = evbuffer_new();
+  evbuffer_add(b, doc, strlen(doc));
+  evhttp_send_reply(req, 200, "OK", b);
+  evbuffer_free(b);
+}
+
+static void release_cb(evutil_socket_t fd, short what, void *arg) {
+  slow_server *s = arg;
+  if (s->held)
+    answer(s->held, s->held_doc);
+  s->held = NULL;
+}
+
+static void slow_cb(struct evhttp_request *req, void *arg) {
+  slow_server *s = arg;
+  if (s->requests++ == 0) {
+    struct timeval tv = {0, 300 * 1000};
+    s->held = req;
+    s->held_doc = s->doc;
+    evtimer_add(s->release, &tv);
+    return;
+  }
+  answer(req, s->doc);
+}
+
+typedef struct asker {
+  tg_keystore *ks;
+  slow_server *srv;
+  char *rotated;
+} asker;
+
+/* While the first fetch is held: the IdP rotates, and a token with the new
+ * kid asks for an early refresh. */
+static void ask_cb(evutil_socket_t fd, short what, void *arg) {
+  asker *a = arg;
+  a->srv->doc = a->rotated;
+  tg_keystore_request_refresh(a->ks);
+}
+
+TG_TEST(early_refresh_asked_during_a_fetch_is_not_lost) {
+  slow_server srv = {0};
+  struct event_base *base = event_base_new();
+  struct evhttp *http = evhttp_new(base);
+  struct evhttp_bound_socket *sock =
+      evhttp_bind_socket_with_handle(http, "127.0.0.1", 0);
+  TG_CHECK(sock != NULL);
+  if (!sock) {
+    evhttp_free(http);
+    event_base_free(base);
+    return;
+  }
+  struct sockaddr_in sin;
+  socklen_t slen = sizeof sin;
+  getsockname(evhttp_bound_socket_get_fd(sock), (struct sockaddr *)&sin, &slen);
+  char *url = xprintf("http://127.0.0.1:%u/jwks", ntohs(sin.sin_port));
+  char *old_doc = fresh_jwks("old"), *new_doc = fresh_jwks("new");
+  srv.base = base;
+  srv.doc = old_doc;
+  srv.release = evtimer_new(base, release_cb, &srv);
+  evhttp_set_gencb(http, slow_cb, &srv);
+  char *v[1] = {url};
+  tg_jwt_cfg cfg = {.key_sources = {v, 1}, .refresh_interval_ms = 60000};
+  char err[256] = "";
+  tg_keystore *ks = tg_keystore_new(base, &cfg, NULL, err, sizeof err);
+  TG_CHECK(ks != NULL);
+  asker a = {ks, &srv, new_doc};
+  struct event *ask = evtimer_new(base, ask_cb, &a);
+  struct timeval tv = {0, 100 * 1000};
+  evtimer_add(ask, &tv);
+  for (int i = 0; i < 40 && ks && !has_kid(ks, "new"); i++)
+    run_for(base, 50);
+  TG_CHECK(srv.requests == 2);
+  TG_CHECK(ks && has_kid(ks, "new"));
+  tg_keystore_free(ks);
+  event_free(ask);
+  event_free(srv.release);
+  evhttp_free(http);
+  event_base_free(base);
+  free(url);
+  free(old_doc);
+  free(new_doc);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   tg_log_set_level(TG_LOG_ERROR);
@@ -222,6 +317,7 @@ int main(void) {
   TG_RUN(names_and_addresses_that_are_not_loopback);
   TG_RUN(plain_http_to_a_remote_host_is_a_config_error);
   TG_RUN(generation_grows_only_when_the_keys_change);
+  TG_RUN(early_refresh_asked_during_a_fetch_is_not_lost);
   char *cmd = xprintf("rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", dir);
