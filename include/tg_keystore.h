@@ -5,7 +5,9 @@
  * Sources: "https://..." and "http://..." JWKS URLs (http only to loopback
  * hosts), fetched with libcurl's multi interface driven by libevent, so
  * nothing blocks; "file:PATH" JWKS documents and "pem:PATH" PEM public keys,
- * read from disk.
+ * read from disk. https:// is verified against cfg->ca_file when set (which
+ * must hold at least one PEM certificate, checked by tg_keystore_new and
+ * tg_keystore_check), else against the system trust store.
  *
  * - All sources are (re)loaded every refresh_interval. Each source keeps its
  *   last good document: a failed fetch or an unparsable document keeps what

@@ -3,6 +3,10 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -212,10 +216,15 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
   return n;
 }
 
-static CURL *make_easy(ks_source *s, char *errbuf) {
+/* ca_file (may be NULL: the system store) verifies https:// sources. */
+static CURL *make_easy(ks_source *s, const char *ca_file, char *errbuf) {
   CURL *e = curl_easy_init();
   if (!e)
     return NULL;
+  if (ca_file) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+    curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+  }
   curl_easy_setopt(e, CURLOPT_URL, s->uri);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -349,7 +358,7 @@ static void refresh(tg_keystore *ks) {
       load_local(ks, s);
       continue;
     }
-    s->easy = make_easy(s, s->errbuf);
+    s->easy = make_easy(s, ks->cfg->ca_file, s->errbuf);
     if (!s->easy || curl_multi_add_handle(ks->multi, s->easy) != CURLM_OK) {
       if (s->easy)
         curl_easy_cleanup(s->easy);
@@ -411,6 +420,29 @@ int tg_keystore_is_loopback_url(const char *url) {
   return ok;
 }
 
+/* ca_file must hold at least one PEM certificate: a typo in the path would
+ * otherwise show only as failed fetches, later. */
+static int check_ca_file(const char *path, char *err, size_t errlen) {
+  BIO *bio = BIO_new_file(path, "r");
+  STACK_OF(X509_INFO) *infos = NULL;
+  int ncerts = 0;
+  if (!bio) {
+    snprintf(err, errlen, "ca_file %s: %s", path,
+             errno ? strerror(errno) : "cannot open");
+    goto end;
+  }
+  infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+  for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
+    ncerts += sk_X509_INFO_value(infos, i)->x509 != NULL;
+  if (ncerts == 0)
+    snprintf(err, errlen, "ca_file %s: no PEM certificate in it", path);
+end:
+  sk_X509_INFO_pop_free(infos, X509_INFO_free);
+  BIO_free(bio);
+  ERR_clear_error();
+  return ncerts > 0 ? 0 : -1;
+}
+
 static int init_sources(ks_source **out, size_t *nout, tg_keystore *ks,
                         const tg_jwt_cfg *cfg, char *err, size_t errlen) {
   size_t n = cfg->key_sources.n;
@@ -421,6 +453,9 @@ static int init_sources(ks_source **out, size_t *nout, tg_keystore *ks,
   }
   *out = src;
   *nout = n;
+  errno = 0;
+  if (cfg->ca_file && check_ca_file(cfg->ca_file, err, errlen) != 0)
+    return -1;
   for (size_t i = 0; i < n; i++) {
     const char *u = cfg->key_sources.v[i];
     ks_source *s = &src[i];
@@ -607,7 +642,7 @@ int tg_keystore_check(const tg_jwt_cfg *cfg, char *err, size_t errlen) {
       free(doc);
       continue;
     }
-    s->easy = make_easy(s, s->errbuf);
+    s->easy = make_easy(s, cfg->ca_file, s->errbuf);
     if (!s->easy) {
       snprintf(err, errlen, "key source %s: cannot start the fetch", s->uri);
       goto end;

@@ -16,6 +16,7 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -306,6 +307,69 @@ TG_TEST(early_refresh_asked_during_a_fetch_is_not_lost) {
   free(new_doc);
 }
 
+/* A self-signed certificate for k, written to path. */
+static void write_cert(const char *path, EVP_PKEY *k) {
+  X509 *x = X509_new();
+  X509_set_version(x, 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+  X509_gmtime_adj(X509_getm_notBefore(x), 0);
+  X509_gmtime_adj(X509_getm_notAfter(x), 3600);
+  X509_NAME *name = X509_get_subject_name(x);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             (const unsigned char *)"test CA", -1, -1, 0);
+  X509_set_issuer_name(x, name);
+  X509_set_pubkey(x, k);
+  X509_sign(x, k, EVP_sha256());
+  FILE *f = fopen(path, "w");
+  if (f) {
+    PEM_write_X509(f, x);
+    fclose(f);
+  }
+  X509_free(x);
+}
+
+/* authentication.jwt.ca_file must load, at --check-config and at start. */
+TG_TEST(ca_file_must_hold_a_certificate) {
+  char *jwks = xprintf("%s/ca-jwks.json", dir), *src = xprintf("file:%s", jwks);
+  char *ca = xprintf("%s/ca.pem", dir), *notca = xprintf("%s/pub.pem", dir);
+  char *missing = xprintf("%s/missing.pem", dir);
+  char *doc = fresh_jwks("k");
+  write_file(jwks, doc);
+  EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  write_cert(ca, k);
+  FILE *f = fopen(notca, "w");
+  PEM_write_PUBKEY(f, k);
+  fclose(f);
+  EVP_PKEY_free(k);
+  char *v[1] = {src};
+  tg_jwt_cfg cfg = {.key_sources = {v, 1}, .refresh_interval_ms = 60000};
+  char err[512] = "";
+  cfg.ca_file = ca;
+  TG_CHECK(tg_keystore_check(&cfg, err, sizeof err) == 0);
+  cfg.ca_file = missing;
+  TG_CHECK(tg_keystore_check(&cfg, err, sizeof err) != 0);
+  TG_CHECK_STR_CONTAINS(err, "ca_file");
+  TG_CHECK_STR_CONTAINS(err, "No such file");
+  cfg.ca_file = notca;
+  TG_CHECK(tg_keystore_check(&cfg, err, sizeof err) != 0);
+  TG_CHECK_STR_CONTAINS(err, "no PEM certificate");
+  struct event_base *base = event_base_new();
+  tg_keystore *ks = tg_keystore_new(base, &cfg, NULL, err, sizeof err);
+  TG_CHECK(ks == NULL);
+  TG_CHECK_STR_CONTAINS(err, "no PEM certificate");
+  cfg.ca_file = ca;
+  ks = tg_keystore_new(base, &cfg, NULL, err, sizeof err);
+  TG_CHECK(ks != NULL && has_kid(ks, "k"));
+  tg_keystore_free(ks);
+  event_base_free(base);
+  free(doc);
+  free(jwks);
+  free(src);
+  free(ca);
+  free(notca);
+  free(missing);
+}
+
 int main(void) {
   curl_global_init(CURL_GLOBAL_DEFAULT);
   tg_log_set_level(TG_LOG_ERROR);
@@ -318,6 +382,7 @@ int main(void) {
   TG_RUN(plain_http_to_a_remote_host_is_a_config_error);
   TG_RUN(generation_grows_only_when_the_keys_change);
   TG_RUN(early_refresh_asked_during_a_fetch_is_not_lost);
+  TG_RUN(ca_file_must_hold_a_certificate);
   char *cmd = xprintf("rm -rf '%s'", dir);
   if (system(cmd) != 0)
     fprintf(stderr, "could not remove %s\n", dir);
