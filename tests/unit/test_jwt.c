@@ -685,9 +685,11 @@ TG_TEST(payload_not_an_object) {
 TG_TEST(duplicate_names_refused) {
   TG_CHECK(with_payload("{\"sub\":\"a\",\"exp\":" EXP ",\"sub\":\"admin\"}",
                         NULL, NULL) == TG_JWT_ERR_MALFORMED);
+  TG_CHECK_STR_CONTAINS(last_reason, "duplicate member name");
   TG_CHECK(verify(mint(k_p256, "ES256",
                        "{\"alg\":\"ES256\",\"kid\":\"p256\",\"alg\":\"none\"}",
                        payload_ok)) == TG_JWT_ERR_MALFORMED);
+  TG_CHECK_STR_CONTAINS(last_reason, "duplicate member name");
 }
 
 TG_TEST(subject_must_be_a_string) {
