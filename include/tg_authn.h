@@ -5,8 +5,9 @@
  * a byte of the call is forwarded.
  *
  * - The token comes from the configured header (default "authorization") as
- *   "Bearer <token>": scheme case-insensitive, exactly one space, as
- *   Temporal reads it; an empty header means no token; several such headers
+ *   "Bearer <token>": scheme case-insensitive, exactly one space, no space
+ *   or tab in the token (Temporal splits at the first space and fails to
+ *   parse the rest); an empty header means no token; several such headers
  *   are refused. A token with two dots is a JWT, anything else an API key.
  *   api_key_header, when set, may carry a bare API key instead.
  * - Methods in exempt_methods need no credentials and are not checked.

@@ -89,6 +89,9 @@ typedef struct tg_jwt_cfg {
   uint32_t max_token_bytes; /* max_token_size, default 16384, 256..1048576 */
   uint32_t cache_size;      /* cache_size: verified tokens kept per worker,
                                default 10000, 0 (no cache)..10000000 */
+  char *ca_file; /* ca_file: PEM bundle that verifies https:// key sources
+                    (then the only trust anchors); NULL: the system store.
+                    Loaded by tg_keystore, not here. */
 } tg_jwt_cfg;
 
 /* authentication.plugins[i] */

@@ -5,18 +5,23 @@
  * Sources: "https://..." and "http://..." JWKS URLs (http only to loopback
  * hosts), fetched with libcurl's multi interface driven by libevent, so
  * nothing blocks; "file:PATH" JWKS documents and "pem:PATH" PEM public keys,
- * read from disk.
+ * read from disk. https:// is verified against cfg->ca_file when set (which
+ * must hold at least one PEM certificate, checked by tg_keystore_new and
+ * tg_keystore_check), else against the system trust store.
  *
  * - All sources are (re)loaded every refresh_interval. Each source keeps its
  *   last good document: a failed fetch or an unparsable document keeps what
  *   that source gave before. The published set is the union of every
- *   source's last good keys, parsed once per refresh.
+ *   source's last good keys, parsed again only when a refresh brought a
+ *   document that differs from the source's last good one.
  * - tg_keystore_request_refresh() (any thread; used on an unknown kid)
- *   triggers an early refresh, at most one per TG_KEYSTORE_MIN_EARLY_S.
+ *   triggers an early refresh, at most one per TG_KEYSTORE_MIN_EARLY_S;
+ *   asked while a refresh is under way, another follows it.
  * - tg_keystore_get() (any thread) returns a reference to the current set
  *   (release with tg_keyset_unref), or NULL while no key was ever loaded.
- * - The generation number grows with every published set, so caches can
- *   tell a verification done under older keys.
+ * - The generation number grows with every new set (never for a refresh
+ *   that found the same documents), so caches can tell a verification done
+ *   under older keys and keep the rest.
  * Counters for metrics are read with tg_keystore_stats().
  */
 #ifndef TG_KEYSTORE_H
@@ -53,6 +58,11 @@ void tg_keystore_free(tg_keystore *ks); /* NULL-safe; main thread */
 tg_keyset *tg_keystore_get(tg_keystore *ks, uint64_t *generation);
 void tg_keystore_request_refresh(tg_keystore *ks);
 void tg_keystore_stats_get(tg_keystore *ks, tg_keystore_stats *out);
+
+/* Is url's host loopback: an IPv4 literal in 127.0.0.0/8, [::1] or
+ * localhost (case-insensitive)? Anything else, including a name that
+ * starts with "127.", is not. The rule for "http://" key sources. Pure. */
+int tg_keystore_is_loopback_url(const char *url);
 
 /* Loads every source once, synchronously, with a timeout per URL; for
  * `tgate --check-config`. 0 when every source gave at least one key, else

@@ -1,6 +1,7 @@
 #include "tg_authn.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -220,7 +221,12 @@ static int verify_jwt(const tg_authn *a, tg_authn_local *l, const char *tok,
     rv = TG_AUTHN_UNAUTHENTICATED;
   } else {
     atomic_fetch_add_explicit(&l->n->verified, 1, memory_order_relaxed);
-    int64_t until = c.not_after ? c.not_after + a->jwt.leeway_s : now + 60;
+    /* exp may be as late as INT64_MAX ("never"): saturate. */
+    int64_t until = now + 60;
+    if (c.not_after)
+      until = c.not_after > INT64_MAX - a->jwt.leeway_s
+                  ? INT64_MAX
+                  : c.not_after + a->jwt.leeway_s;
     tg_tokencache_put(l->cache, tok, len, gen, until, &c);
     rv = tg_claims_merge(out, &c) == 0 ? TG_AUTHN_OK : TG_AUTHN_UNAVAILABLE;
     if (rv != TG_AUTHN_OK)
@@ -274,6 +280,13 @@ int tg_authn_call(const tg_authn *a, tg_authn_local *l, const tg_hdrs *h,
     size_t tlen = len - 7;
     if (tlen == 0) {
       *reason = "empty bearer token";
+      rv = TG_AUTHN_UNAUTHENTICATED;
+      goto end;
+    }
+    /* Exactly one space after the scheme, and none in the token (neither
+     * JWTs nor API keys have any). */
+    if (memchr(tok, ' ', tlen) || memchr(tok, '\t', tlen)) {
+      *reason = "authorization header is not \"Bearer <token>\"";
       rv = TG_AUTHN_UNAUTHENTICATED;
       goto end;
     }

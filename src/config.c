@@ -960,6 +960,7 @@ static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
     J_REQEXP,
     J_MAXSIZE,
     J_CACHE,
+    J_CA,
     J_N
   };
   cfg_field f[J_N] = {
@@ -968,7 +969,7 @@ static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
       {.name = "subject_claim"},     {.name = "issuer"},
       {.name = "audience"},          {.name = "leeway"},
       {.name = "require_exp"},       {.name = "max_token_size"},
-      {.name = "cache_size"}};
+      {.name = "cache_size"},        {.name = "ca_file"}};
   char q[CFG_QUOTE_BUF];
   uint64_t v;
 
@@ -1038,6 +1039,8 @@ static void cfg_jwt(cfg_parser *p, yaml_node_t *n) {
   if (f[J_CACHE].val && cfg_get_uint(p, "authentication.jwt.cache_size",
                                      f[J_CACHE].val, 0, 10000000, &v))
     j->cache_size = (uint32_t)v;
+  if (f[J_CA].val)
+    cfg_get_string(p, "authentication.jwt.ca_file", f[J_CA].val, &j->ca_file);
   if (!j->permissions_claim && !(j->permissions_claim = strdup("permissions")))
     p->nomem = 1;
   if (!j->subject_claim && !(j->subject_claim = strdup("sub")))
@@ -1309,6 +1312,7 @@ void tg_authn_cfg_free(tg_authn_cfg *a) {
     free(a->jwt->permissions_regex);
     free(a->jwt->subject_claim);
     free(a->jwt->issuer);
+    free(a->jwt->ca_file);
     free(a->jwt);
   }
   for (size_t i = 0; i < a->ncert_rules; i++) {

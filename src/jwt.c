@@ -71,7 +71,10 @@ static int json_failure(const json_error_t *e, const char *malformed,
     *why = "out of memory";
     return TG_JWT_ERR_NOMEM;
   }
-  *why = malformed;
+  /* Temporal (Go's encoding/json) would take the last of the two. */
+  *why = json_error_code(e) == json_error_duplicate_key
+             ? "malformed token: duplicate member name"
+             : malformed;
   return TG_JWT_ERR_MALFORMED;
 }
 

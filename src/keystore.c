@@ -1,12 +1,18 @@
 #include "tg_keystore.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "tg_log.h"
@@ -36,6 +42,8 @@ struct tg_keystore {
   CURLM *multi;
   struct event *curl_timer, *refresh_timer, *early_ev, *early_timer;
   int inflight;
+  int again;   /* an early refresh was asked for while a cycle was running */
+  int changed; /* a source's document changed since the last publish */
   int64_t last_early;
   atomic_int early_pending;
   pthread_mutex_t mu; /* guards current, generation and the stats */
@@ -98,13 +106,30 @@ static int validate(const ks_source *s, const char *doc, size_t len, char *err,
   return n > 0 ? 0 : -1;
 }
 
+/* Takes doc as s's last good document; notes whether it differs. */
 static void keep_good(ks_source *s, char *doc, size_t len) {
+  if (s->good && s->good_len == len && memcmp(s->good, doc, len) == 0) {
+    free(doc);
+    return;
+  }
+  if (s->ks)
+    s->ks->changed = 1;
   free(s->good);
   s->good = doc;
   s->good_len = len;
 }
 
+/* Ends a refresh cycle. The set is rebuilt, and the generation bumped
+ * (which empties the workers' token caches), only when some source's
+ * document changed: a refresh that found the same keys changes nothing. */
 static void publish(tg_keystore *ks) {
+  if (ks->current && !ks->changed) {
+    pthread_mutex_lock(&ks->mu);
+    ks->stats.refreshes++;
+    ks->stats.loaded_at = now_s();
+    pthread_mutex_unlock(&ks->mu);
+    return;
+  }
   tg_keyset *set = tg_keyset_new();
   char err[256];
   if (!set) {
@@ -116,6 +141,7 @@ static void publish(tg_keystore *ks) {
     if (s->good)
       add_doc(set, s, s->good, s->good_len, err, sizeof err);
   }
+  ks->changed = 0;
   size_t n = tg_keyset_count(set);
   if (n == 0) {
     tg_keyset_unref(set);
@@ -165,6 +191,8 @@ static void load_local(tg_keystore *ks, ks_source *s) {
 
 /* ---- libcurl multi on libevent ---- */
 
+static void refresh(tg_keystore *ks);
+
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
   ks_source *s = userdata;
   size_t n = size * nmemb;
@@ -188,10 +216,15 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *userdata) {
   return n;
 }
 
-static CURL *make_easy(ks_source *s, char *errbuf) {
+/* ca_file (may be NULL: the system store) verifies https:// sources. */
+static CURL *make_easy(ks_source *s, const char *ca_file, char *errbuf) {
   CURL *e = curl_easy_init();
   if (!e)
     return NULL;
+  if (ca_file) {
+    curl_easy_setopt(e, CURLOPT_CAINFO, ca_file);
+    curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+  }
   curl_easy_setopt(e, CURLOPT_URL, s->uri);
   curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
@@ -250,8 +283,13 @@ static void check_done(tg_keystore *ks) {
     s->buf = NULL;
     s->len = s->cap = 0;
     s->too_big = 0;
-    if (--ks->inflight == 0)
+    if (--ks->inflight == 0) {
       publish(ks);
+      if (ks->again) {
+        ks->again = 0;
+        refresh(ks);
+      }
+    }
   }
 }
 
@@ -320,7 +358,7 @@ static void refresh(tg_keystore *ks) {
       load_local(ks, s);
       continue;
     }
-    s->easy = make_easy(s, s->errbuf);
+    s->easy = make_easy(s, ks->cfg->ca_file, s->errbuf);
     if (!s->easy || curl_multi_add_handle(ks->multi, s->easy) != CURLM_OK) {
       if (s->easy)
         curl_easy_cleanup(s->easy);
@@ -355,22 +393,54 @@ static void early_cb(evutil_socket_t fd, short what, void *arg) {
   atomic_store(&ks->early_pending, 0);
   ks->last_early = now;
   tg_info("JWKS: unknown key id seen; refreshing early");
-  refresh(ks);
+  /* A fetch under way may have left before the new key was published:
+   * another cycle follows it rather than the ask being lost. */
+  if (ks->inflight > 0)
+    ks->again = 1;
+  else
+    refresh(ks);
 }
 
 /* ---- set-up ---- */
 
-static int is_loopback_url(const char *url) {
+/* A name that merely starts with "127." (127.attacker.example) is a remote
+ * host: only a literal address counts. */
+int tg_keystore_is_loopback_url(const char *url) {
   CURLU *u = curl_url();
   char *host = NULL;
+  struct in_addr a4;
   int ok = 0;
   if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
       curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK)
-    ok = strcmp(host, "127.0.0.1") == 0 || strcmp(host, "localhost") == 0 ||
-         strcmp(host, "[::1]") == 0 || strncmp(host, "127.", 4) == 0;
+    ok =
+        strcasecmp(host, "localhost") == 0 || strcmp(host, "[::1]") == 0 ||
+        (inet_pton(AF_INET, host, &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127);
   curl_free(host);
   curl_url_cleanup(u);
   return ok;
+}
+
+/* ca_file must hold at least one PEM certificate: a typo in the path would
+ * otherwise show only as failed fetches, later. */
+static int check_ca_file(const char *path, char *err, size_t errlen) {
+  BIO *bio = BIO_new_file(path, "r");
+  STACK_OF(X509_INFO) *infos = NULL;
+  int ncerts = 0;
+  if (!bio) {
+    snprintf(err, errlen, "ca_file %s: %s", path,
+             errno ? strerror(errno) : "cannot open");
+    goto end;
+  }
+  infos = PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL);
+  for (int i = 0; infos && i < sk_X509_INFO_num(infos); i++)
+    ncerts += sk_X509_INFO_value(infos, i)->x509 != NULL;
+  if (ncerts == 0)
+    snprintf(err, errlen, "ca_file %s: no PEM certificate in it", path);
+end:
+  sk_X509_INFO_pop_free(infos, X509_INFO_free);
+  BIO_free(bio);
+  ERR_clear_error();
+  return ncerts > 0 ? 0 : -1;
 }
 
 static int init_sources(ks_source **out, size_t *nout, tg_keystore *ks,
@@ -383,6 +453,9 @@ static int init_sources(ks_source **out, size_t *nout, tg_keystore *ks,
   }
   *out = src;
   *nout = n;
+  errno = 0;
+  if (cfg->ca_file && check_ca_file(cfg->ca_file, err, errlen) != 0)
+    return -1;
   for (size_t i = 0; i < n; i++) {
     const char *u = cfg->key_sources.v[i];
     ks_source *s = &src[i];
@@ -391,10 +464,11 @@ static int init_sources(ks_source **out, size_t *nout, tg_keystore *ks,
     if (strncmp(u, "https://", 8) == 0) {
       s->kind = SRC_URL;
     } else if (strncmp(u, "http://", 7) == 0) {
-      if (!is_loopback_url(u)) {
+      if (!tg_keystore_is_loopback_url(u)) {
         snprintf(err, errlen,
                  "key source %s: plain http:// is allowed only to a loopback "
-                 "host (use https://)",
+                 "host (an address in 127.0.0.0/8, [::1] or localhost); use "
+                 "https://",
                  u);
         return -1;
       }
@@ -568,7 +642,7 @@ int tg_keystore_check(const tg_jwt_cfg *cfg, char *err, size_t errlen) {
       free(doc);
       continue;
     }
-    s->easy = make_easy(s, s->errbuf);
+    s->easy = make_easy(s, cfg->ca_file, s->errbuf);
     if (!s->easy) {
       snprintf(err, errlen, "key source %s: cannot start the fetch", s->uri);
       goto end;

@@ -47,7 +47,26 @@ static void usage(FILE *f) {
              "       tgate --version\n");
 }
 
-/* tgate apikey new [--subject S] [--permission P]... [--expires DATE] */
+/* Writes s as a YAML double-quoted scalar: '"' and '\' escaped, control
+ * characters as \xNN, other bytes (UTF-8) as they are. */
+static void yaml_quoted(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20 || c == 0x7f)
+      fprintf(f, "\\x%02x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+/* tgate apikey new [--subject S] [--permission P]... [--expires DATE]
+ * The entry is parsed back with the API keys file's own parser before it is
+ * printed: what it shows is what tgate loads, and a bad --expires (or a
+ * subject that is empty or not UTF-8) is refused. */
 static int apikey_cmd(int argc, char **argv) {
   if (argc < 1 || strcmp(argv[0], "new") != 0) {
     usage(stderr);
@@ -74,18 +93,61 @@ static int apikey_cmd(int argc, char **argv) {
     fprintf(stderr, "tgate: no random bytes available\n");
     return 1;
   }
-  printf(
-      "# API key (give it to the client; it is not stored anywhere):\n#   %s\n"
-      "# Entry for authentication.api_keys_file (under keys:):\n"
-      "  - sha256: \"%s\"\n    subject: \"%s\"\n    permissions: [",
-      key, hex, subject);
-  for (size_t i = 0; i < nperms; i++)
-    printf("%s\"%s\"", i ? ", " : "", perms[i]);
-  printf("]\n");
-  if (expires)
-    printf("    expires: %s\n", expires);
+  char *doc = NULL, *errors = NULL;
+  size_t len = 0;
+  tg_apikeys_file *kf = NULL;
+  int rc = 1;
+  FILE *m = open_memstream(&doc, &len);
+  if (!m) {
+    fprintf(stderr, "tgate: out of memory\n");
+    goto end;
+  }
+  fprintf(m, "keys:\n  - sha256: \"%s\"\n    subject: ", hex);
+  yaml_quoted(m, subject);
+  fputs("\n    permissions: [", m);
+  for (size_t i = 0; i < nperms; i++) {
+    fputs(i ? ", " : "", m);
+    yaml_quoted(m, perms[i]);
+  }
+  fputs("]\n", m);
+  if (expires) {
+    fputs("    expires: ", m);
+    yaml_quoted(m, expires);
+    fputc('\n', m);
+  }
+  if (fclose(m) != 0 || !doc) {
+    fprintf(stderr, "tgate: out of memory\n");
+    goto end;
+  }
+  rc = 2;
+  if (tg_apikeys_file_parse(doc, len, "entry", &kf, &errors) != 0) {
+    if (errors && strstr(errors, ".expires'"))
+      fprintf(stderr, "tgate apikey new: --expires must be a UTC time such "
+                      "as 2027-01-31T00:00:00Z or 2027-01-31\n");
+    else
+      fprintf(stderr, "tgate apikey new: this entry would not load:\n%s",
+              errors ? errors : "");
+    goto end;
+  }
+  int same = kf->n == 1 && strcmp(kf->v[0].subject, subject) == 0 &&
+             kf->v[0].permissions.n == nperms;
+  for (size_t i = 0; same && i < nperms; i++)
+    same = strcmp(kf->v[0].permissions.v[i], perms[i]) == 0;
+  if (!same) {
+    fprintf(stderr, "tgate apikey new: the entry does not read back as "
+                    "given\n");
+    goto end;
+  }
+  printf("# API key (give it to the client; it is not stored anywhere):\n#   "
+         "%s\n# Entry for authentication.api_keys_file (under keys:):\n%s",
+         key, doc + strlen("keys:\n"));
+  rc = 0;
+end:
   OPENSSL_cleanse(key, sizeof key);
-  return 0;
+  tg_apikeys_file_free(kf);
+  free(errors);
+  free(doc);
+  return rc;
 }
 
 static const char *env_get(const char *name) {

@@ -1060,6 +1060,7 @@ TG_TEST(test_authentication_full) {
       "    leeway: 5s\n"
       "    require_exp: false\n"
       "    cache_size: 5\n"
+      "    ca_file: /etc/idp-ca.pem\n"
       "  client_certs:\n"
       "    - match: { uri_san: \"spiffe://acme.test/ns/*/sa/*\", o: acme }\n"
       "      subject: \"{uri_san}\"\n"
@@ -1096,6 +1097,7 @@ TG_TEST(test_authentication_full) {
       TG_CHECK(a->jwt->require_exp == 0);
       TG_CHECK(a->jwt->cache_size == 5);
       TG_CHECK(a->jwt->max_token_bytes == 16384);
+      TG_CHECK(str_eq(a->jwt->ca_file, "/etc/idp-ca.pem"));
     }
     TG_CHECK(a->ncert_rules == 1);
     if (a->ncert_rules == 1) {
@@ -1129,7 +1131,7 @@ TG_TEST(test_authentication_defaults) {
            a->jwt->leeway_ms == 60000 && a->jwt->require_exp == 1 &&
            str_eq(a->jwt->permissions_claim, "permissions") &&
            str_eq(a->jwt->subject_claim, "sub") && a->jwt->issuer == NULL &&
-           a->jwt->audiences.n == 0);
+           a->jwt->audiences.n == 0 && a->jwt->ca_file == NULL);
   tg_config_free(cfg);
   TG_CHECK(parse(AUTHN_BASE, &cfg, &errors) == 0);
   TG_CHECK(cfg && cfg->authn == NULL);
@@ -1144,6 +1146,9 @@ TG_TEST(test_authentication_errors) {
   EXPECT_ERROR(AUTHN_BASE
                "authentication:\n  jwt: {key_sources: [\"ftp://x\"]}\n",
                TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:23:", "https://");
+  EXPECT_ERROR(AUTHN_BASE "authentication:\n  jwt: {key_sources: "
+                          "[\"https://idp.test/k\"], ca_file: [a.pem]}\n",
+               TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:55:", "ca_file");
   EXPECT_ERROR(AUTHN_BASE "authentication:\n  jwt: {refresh_interval: 1m}\n",
                TG_CONFIG_ERR_INVALID, 1, "t.yaml:7:8:", "key_sources");
   EXPECT_ERROR(AUTHN_BASE "authentication:\n  client_certs:\n    - match: {}\n",

@@ -685,9 +685,11 @@ TG_TEST(payload_not_an_object) {
 TG_TEST(duplicate_names_refused) {
   TG_CHECK(with_payload("{\"sub\":\"a\",\"exp\":" EXP ",\"sub\":\"admin\"}",
                         NULL, NULL) == TG_JWT_ERR_MALFORMED);
+  TG_CHECK_STR_CONTAINS(last_reason, "duplicate member name");
   TG_CHECK(verify(mint(k_p256, "ES256",
                        "{\"alg\":\"ES256\",\"kid\":\"p256\",\"alg\":\"none\"}",
                        payload_ok)) == TG_JWT_ERR_MALFORMED);
+  TG_CHECK_STR_CONTAINS(last_reason, "duplicate member name");
 }
 
 TG_TEST(subject_must_be_a_string) {
@@ -880,6 +882,352 @@ TG_TEST(looks_like) {
   free(tok);
 }
 
+/* ---- parity with Temporal's default JWT ClaimMapper ----
+ *
+ * Each token below carries the outcome Temporal's defaultJWTClaimMapper
+ * (with defaultTokenKeyProvider, golang-jwt v5) gives it, worked out by hand
+ * from that code at now = NOW, and tgate's with its configuration defaults
+ * (leeway 60 s, exp required, no issuer or audience). Temporal's path:
+ *  - parser: the alg must be in SupportedMethods(), RS256 or ES256 (so PS*,
+ *    EdDSA, RS384/512, ES384/512 fail); the key function wants a string
+ *    "kid" and finds RSA keys by kid for RS*, EC keys for ES* (a JWK's "alg"
+ *    is not looked at, nor its size); typ and crit are ignored; base64url
+ *    is decoded non-strictly; duplicate JSON members: the last one wins;
+ *  - claims: exp and nbf checked with no leeway (0 reads as absent), iat not
+ *    checked, iss and aud not checked (no AudienceGetter by default);
+ *  - "sub" must be a string; "permissions", if an array, gives roles: each
+ *    string split at the first ':' (else skipped), "temporal-system" is the
+ *    system scope, strings.ToLower(role) among read/write/worker/admin,
+ *    namespaces recorded even with role 0, grants OR-ed.
+ * Outcomes are written "sub=S sys=N ns=N ..." (namespaces in byte order),
+ * or NULL for refused. Where the two differ, doc names the row of
+ * docs/authentication.md that documents the difference. */
+
+enum { PS_STD, PS_ONE, PS_WEAK, PS_JWK_ALG, PS_N };
+enum { PO_DEFAULT, PO_ISSUER };
+enum { MG_NONE, MG_SIG_BITS };
+
+struct parity_case {
+  const char *name;
+  EVP_PKEY **key;     /* signs; NULL: empty signature */
+  const char *alg;    /* the signature's algorithm */
+  const char *header; /* the JOSE header */
+  const char *payload;
+  size_t pad; /* > 0: a "pad" claim of that many bytes is added */
+  int set;    /* PS_*: the keys it is verified against */
+  int opts;   /* PO_* */
+  int mangle; /* MG_* */
+  const char *temporal, *tgate;
+  const char *doc; /* the first cell of a row in docs/authentication.md */
+};
+
+static EVP_PKEY *k_rsa1024, *k_p256_other;
+
+#define H_RSA(alg) "{\"alg\":\"" alg "\",\"kid\":\"rsa\"}"
+#define P_ALICE(extra) "{\"sub\":\"alice\",\"exp\":" EXP extra "}"
+#define ALICE "sub=alice sys=0"
+
+#define D_NO_EXP "no `exp`"
+#define D_EXP0 "`exp` of `0`"
+#define D_IAT "`iat` later than now + `leeway`"
+#define D_ISS "`iss` other than the configured issuer"
+#define D_TYP "`typ` other than `JWT` / `at+jwt`"
+#define D_CRIT "`crit` header"
+#define D_PERMS "`permissions` present but not an array"
+#define D_DUP "duplicate member names in header or payload"
+#define D_B64 "a part whose base64url has nonzero unused bits"
+#define D_JWK_ALG "JWK `alg` other than the token's `alg`"
+#define D_SIZE "larger than `max_token_size` (16 KiB)"
+#define D_WEAK "RSA key shorter than 2048 bits in the JWKS"
+#define D_EMPTY_NS "permission with an empty namespace (`:read`)"
+#define D_FOLD "role spelled with non-ASCII case folding (`WR\\u0130TE`)"
+#define D_PS_ED "`alg` PS256, PS384, PS512 or EdDSA"
+#define D_RS_ES "`alg` RS384, RS512, ES384 or ES512"
+#define D_LEEWAY "`exp` or `nbf` off by at most `leeway`"
+#define D_NO_KID "no `kid`, and the key set holds exactly one key"
+
+static const struct parity_case parity[] = {
+    /* Both accept, with the same roles. */
+    {"RS256, grants OR-ed", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"permissions\":[\"default:read\",\"default:write\"]"), 0,
+     PS_STD, PO_DEFAULT, MG_NONE, ALICE " default=6", ALICE " default=6", NULL},
+    {"ES256, system scope", &k_p256, "ES256",
+     "{\"alg\":\"ES256\",\"kid\":\"p256\",\"typ\":\"JWT\"}",
+     "{\"sub\":\"bob\",\"exp\":" EXP ",\"permissions\":"
+     "[\"temporal-system:admin\",\"ns2:worker\"]}",
+     0, PS_STD, PO_DEFAULT, MG_NONE, "sub=bob sys=8 ns2=1",
+     "sub=bob sys=8 ns2=1", NULL},
+    {"role case, unknown roles, odd entries", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"permissions\":[\"default:READ\",7,\"nocolon\",\"ns3:bogus\","
+             "\"a:b:c\",null,\"default:Worker\",{\"x\":1},\"b:read:x\"]"),
+     0, PS_STD, PO_DEFAULT, MG_NONE, ALICE " a=0 b=0 default=3 ns3=0",
+     ALICE " a=0 b=0 default=3 ns3=0", NULL},
+    {"the older system name is a namespace", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"permissions\":[\"system:admin\"]"), 0, PS_STD, PO_DEFAULT,
+     MG_NONE, ALICE " system=8", ALICE " system=8", NULL},
+    {"no permissions claim", &k_rsa, "RS256", H_RSA("RS256"), P_ALICE(""), 0,
+     PS_STD, PO_DEFAULT, MG_NONE, ALICE, ALICE, NULL},
+    {"empty permissions", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"permissions\":[]"), 0, PS_STD, PO_DEFAULT, MG_NONE, ALICE,
+     ALICE, NULL},
+    {"aud and iss present, not configured", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"aud\":[\"x\"],\"iss\":\"https://other\""), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, ALICE, ALICE, NULL},
+    {"fractional exp", &k_rsa, "RS256", H_RSA("RS256"),
+     "{\"sub\":\"alice\",\"exp\":1700000000.5}", 0, PS_STD, PO_DEFAULT, MG_NONE,
+     ALICE, ALICE, NULL},
+    {"exp in 2100", &k_rsa, "RS256", H_RSA("RS256"),
+     "{\"sub\":\"alice\",\"exp\":4102444800}", 0, PS_STD, PO_DEFAULT, MG_NONE,
+     ALICE, ALICE, NULL},
+    {"iat within the leeway ahead", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"iat\":1700000030"), 0, PS_STD, PO_DEFAULT, MG_NONE, ALICE,
+     ALICE, NULL},
+    /* Both refuse. */
+    {"expired beyond the leeway", &k_rsa, "RS256", H_RSA("RS256"),
+     "{\"sub\":\"alice\",\"exp\":1699999880}", 0, PS_STD, PO_DEFAULT, MG_NONE,
+     NULL, NULL, NULL},
+    {"exp a string", &k_rsa, "RS256", H_RSA("RS256"),
+     "{\"sub\":\"alice\",\"exp\":\"" EXP "\"}", 0, PS_STD, PO_DEFAULT, MG_NONE,
+     NULL, NULL, NULL},
+    {"nbf beyond the leeway", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"nbf\":1700003600"), 0, PS_STD, PO_DEFAULT, MG_NONE, NULL, NULL,
+     NULL},
+    {"no sub", &k_rsa, "RS256", H_RSA("RS256"), "{\"exp\":" EXP "}", 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, NULL, NULL},
+    {"sub a number", &k_rsa, "RS256", H_RSA("RS256"),
+     "{\"sub\":42,\"exp\":" EXP "}", 0, PS_STD, PO_DEFAULT, MG_NONE, NULL, NULL,
+     NULL},
+    {"payload not an object", &k_rsa, "RS256", H_RSA("RS256"), "[1]", 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, NULL, NULL},
+    {"alg none", NULL, "none", "{\"alg\":\"none\",\"kid\":\"rsa\"}",
+     P_ALICE(""), 0, PS_STD, PO_DEFAULT, MG_NONE, NULL, NULL, NULL},
+    {"HS256", NULL, "HS256", "{\"alg\":\"HS256\",\"kid\":\"rsa\"}", P_ALICE(""),
+     0, PS_STD, PO_DEFAULT, MG_NONE, NULL, NULL, NULL},
+    {"RS256 naming the EC key", &k_rsa, "RS256",
+     "{\"alg\":\"RS256\",\"kid\":\"p256\"}", P_ALICE(""), 0, PS_STD, PO_DEFAULT,
+     MG_NONE, NULL, NULL, NULL},
+    {"ES256 naming the P-384 key", &k_p256, "ES256",
+     "{\"alg\":\"ES256\",\"kid\":\"p384\"}", P_ALICE(""), 0, PS_STD, PO_DEFAULT,
+     MG_NONE, NULL, NULL, NULL},
+    {"signed by another key", &k_p256_other, "ES256",
+     "{\"alg\":\"ES256\",\"kid\":\"p256\"}", P_ALICE(""), 0, PS_STD, PO_DEFAULT,
+     MG_NONE, NULL, NULL, NULL},
+    {"unknown kid", &k_rsa, "RS256", "{\"alg\":\"RS256\",\"kid\":\"nope\"}",
+     P_ALICE(""), 0, PS_STD, PO_DEFAULT, MG_NONE, NULL, NULL, NULL},
+    /* Temporal accepts, tgate refuses. */
+    {"no exp", &k_rsa, "RS256", H_RSA("RS256"), "{\"sub\":\"alice\"}", 0,
+     PS_STD, PO_DEFAULT, MG_NONE, ALICE, NULL, D_NO_EXP},
+    {"exp 0", &k_rsa, "RS256", H_RSA("RS256"), "{\"sub\":\"alice\",\"exp\":0}",
+     0, PS_STD, PO_DEFAULT, MG_NONE, ALICE, NULL, D_EXP0},
+    {"iat an hour ahead", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"iat\":1700003600"), 0, PS_STD, PO_DEFAULT, MG_NONE, ALICE,
+     NULL, D_IAT},
+    {"another issuer", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"iss\":\"https://other\""), 0, PS_STD, PO_ISSUER, MG_NONE,
+     ALICE, NULL, D_ISS},
+    {"typ JOSE", &k_rsa, "RS256",
+     "{\"alg\":\"RS256\",\"kid\":\"rsa\",\"typ\":\"JOSE\"}", P_ALICE(""), 0,
+     PS_STD, PO_DEFAULT, MG_NONE, ALICE, NULL, D_TYP},
+    {"crit", &k_rsa, "RS256",
+     "{\"alg\":\"RS256\",\"kid\":\"rsa\",\"crit\":[\"exp\"]}", P_ALICE(""), 0,
+     PS_STD, PO_DEFAULT, MG_NONE, ALICE, NULL, D_CRIT},
+    {"permissions a string", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"permissions\":\"default:admin\""), 0, PS_STD, PO_DEFAULT,
+     MG_NONE, ALICE, NULL, D_PERMS},
+    {"a second sub", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"sub\":\"admin\""), 0, PS_STD, PO_DEFAULT, MG_NONE,
+     "sub=admin sys=0", NULL, D_DUP},
+    {"a second kid", &k_rsa, "RS256",
+     "{\"alg\":\"RS256\",\"kid\":\"rsa\",\"kid\":\"rsa\"}", P_ALICE(""), 0,
+     PS_STD, PO_DEFAULT, MG_NONE, ALICE, NULL, D_DUP},
+    {"signature with a stray low bit", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(""), 0, PS_STD, PO_DEFAULT, MG_SIG_BITS, ALICE, NULL, D_B64},
+    {"JWK alg RS512, token RS256", &k_rsa, "RS256",
+     "{\"alg\":\"RS256\",\"kid\":\"rsa-512\"}", P_ALICE(""), 0, PS_JWK_ALG,
+     PO_DEFAULT, MG_NONE, ALICE, NULL, D_JWK_ALG},
+    {"17 KB token", &k_rsa, "RS256", H_RSA("RS256"), P_ALICE(""), 17000, PS_STD,
+     PO_DEFAULT, MG_NONE, ALICE, NULL, D_SIZE},
+    {"RSA-1024 key", &k_rsa1024, "RS256",
+     "{\"alg\":\"RS256\",\"kid\":\"weak\"}", P_ALICE(""), 0, PS_WEAK,
+     PO_DEFAULT, MG_NONE, ALICE, NULL, D_WEAK},
+    {"empty namespace", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"permissions\":[\":read\",\"default:read\"]"), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, ALICE " =2 default=2", ALICE " default=2",
+     D_EMPTY_NS},
+    {"dotted capital I", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"permissions\":[\"default:WR\\u0130TE\"]"), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, ALICE " default=4", ALICE " default=0", D_FOLD},
+    /* tgate accepts, Temporal refuses. */
+    {"PS256", &k_rsa, "PS256", H_RSA("PS256"), P_ALICE(""), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, ALICE, D_PS_ED},
+    {"PS384", &k_rsa, "PS384", H_RSA("PS384"), P_ALICE(""), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, ALICE, D_PS_ED},
+    {"PS512", &k_rsa, "PS512", H_RSA("PS512"), P_ALICE(""), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, ALICE, D_PS_ED},
+    {"EdDSA, Ed25519", &k_ed25519, "EdDSA",
+     "{\"alg\":\"EdDSA\",\"kid\":\"ed25519\"}", P_ALICE(""), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, ALICE, D_PS_ED},
+    {"EdDSA, Ed448", &k_ed448, "EdDSA", "{\"alg\":\"EdDSA\",\"kid\":\"ed448\"}",
+     P_ALICE(""), 0, PS_STD, PO_DEFAULT, MG_NONE, NULL, ALICE, D_PS_ED},
+    {"RS384", &k_rsa, "RS384", H_RSA("RS384"), P_ALICE(""), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, ALICE, D_RS_ES},
+    {"RS512", &k_rsa, "RS512", H_RSA("RS512"), P_ALICE(""), 0, PS_STD,
+     PO_DEFAULT, MG_NONE, NULL, ALICE, D_RS_ES},
+    {"ES384", &k_p384, "ES384", "{\"alg\":\"ES384\",\"kid\":\"p384\"}",
+     P_ALICE(""), 0, PS_STD, PO_DEFAULT, MG_NONE, NULL, ALICE, D_RS_ES},
+    {"ES512", &k_p521, "ES512", "{\"alg\":\"ES512\",\"kid\":\"p521\"}",
+     P_ALICE(""), 0, PS_STD, PO_DEFAULT, MG_NONE, NULL, ALICE, D_RS_ES},
+    {"expired 30 s ago", &k_rsa, "RS256", H_RSA("RS256"),
+     "{\"sub\":\"alice\",\"exp\":1699999970}", 0, PS_STD, PO_DEFAULT, MG_NONE,
+     NULL, ALICE, D_LEEWAY},
+    {"exp now", &k_rsa, "RS256", H_RSA("RS256"),
+     "{\"sub\":\"alice\",\"exp\":1700000000}", 0, PS_STD, PO_DEFAULT, MG_NONE,
+     NULL, ALICE, D_LEEWAY},
+    {"nbf 30 s ahead", &k_rsa, "RS256", H_RSA("RS256"),
+     P_ALICE(",\"nbf\":1700000030"), 0, PS_STD, PO_DEFAULT, MG_NONE, NULL,
+     ALICE, D_LEEWAY},
+    {"no kid, one key", &k_rsa, "RS256", "{\"alg\":\"RS256\"}", P_ALICE(""), 0,
+     PS_ONE, PO_DEFAULT, MG_NONE, NULL, ALICE, D_NO_KID},
+};
+
+/* claims as "sub=S sys=N ns=N ...". */
+static char *outcome(const tg_claims *c) {
+  char *s = xprintf("sub=%s sys=%u", c->subject ? c->subject : "",
+                    (unsigned)c->system);
+  for (size_t i = 0; s && i < c->nns; i++) {
+    char *t = xprintf("%s %s=%u", s, c->ns[i].ns, (unsigned)c->ns[i].role);
+    free(s);
+    s = t;
+  }
+  return s;
+}
+
+static char *parity_token(const struct parity_case *pc) {
+  char *payload = strdup(pc->payload);
+  if (pc->pad) {
+    char *pad = malloc(pc->pad + 1);
+    memset(pad, 'x', pc->pad);
+    pad[pc->pad] = '\0';
+    payload[strlen(payload) - 1] = '\0';
+    char *p = xprintf("%s,\"pad\":\"%s\"}", payload, pad);
+    free(payload);
+    free(pad);
+    payload = p;
+  }
+  char *tok = mint(pc->key ? *pc->key : NULL, pc->alg, pc->header, payload);
+  free(payload);
+  if (pc->mangle == MG_SIG_BITS) {
+    /* 256 signature bytes end in a character with 4 unused bits. */
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char *last = tok + strlen(tok) - 1;
+    *last = a[(strchr(a, *last) - a) ^ 1];
+  }
+  return tok;
+}
+
+static char *read_docs(void) {
+  static const char *const paths[] = {"docs/authentication.md",
+                                      "../docs/authentication.md",
+                                      "../../docs/authentication.md"};
+  for (size_t i = 0; i < 3; i++) {
+    FILE *f = fopen(paths[i], "r");
+    if (!f)
+      continue;
+    char *buf = malloc(1 << 20);
+    size_t n = fread(buf, 1, (1 << 20) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+  }
+  return NULL;
+}
+
+/* The first cells of the rows of the two difference tables. */
+static size_t doc_rows(const char *docs, char rows[][160], size_t max) {
+  const char *p = strstr(docs, "### Where tgate differs");
+  const char *end = p ? strstr(p, "\n## ") : NULL;
+  size_t n = 0;
+  for (; p && (!end || p < end) && (p = strstr(p, "\n| ")) &&
+         (!end || p < end) && n < max;
+       p++) {
+    const char *cell = p + 3, *bar = strstr(cell, " |");
+    if (!bar || (size_t)(bar - cell) >= 160 || strncmp(cell, "token |", 7) == 0)
+      continue;
+    memcpy(rows[n], cell, (size_t)(bar - cell));
+    rows[n++][bar - cell] = '\0';
+  }
+  return n;
+}
+
+TG_TEST(temporal_parity) {
+  char *docs = read_docs();
+  TG_CHECK(docs != NULL);
+  if (!docs)
+    return;
+  char rows[64][160];
+  size_t nrows = doc_rows(docs, rows, 64);
+  TG_CHECK(nrows >= 18);
+  int used[64] = {0};
+  tg_keyset *sets[PS_N] = {
+      tg_keyset_ref(std_ks),
+      ks_of(jwk_of(k_rsa, "rsa", ""), END),
+      ks_of(jwk_of(k_rsa1024, "weak", ""), END),
+      ks_of(jwk_of(k_rsa, "rsa-512", ",\"alg\":\"RS512\""), END),
+  };
+  TG_CHECK(tg_keyset_count(sets[PS_ONE]) == 1);
+  TG_CHECK(tg_keyset_count(sets[PS_WEAK]) == 0); /* the one key is skipped */
+  TG_CHECK(tg_keyset_count(sets[PS_JWK_ALG]) == 1);
+  const tg_jwt_opts opts[] = {
+      {.leeway_s = 60},
+      {.leeway_s = 60, .issuer = "https://idp.example"},
+  };
+  for (size_t i = 0; i < sizeof parity / sizeof parity[0]; i++) {
+    const struct parity_case *pc = &parity[i];
+    tg_claims c;
+    tg_claims_init(&c);
+    char *tok = parity_token(pc);
+    const char *why = NULL;
+    int rv = tg_jwt_verify(tok, strlen(tok), sets[pc->set], &opts[pc->opts],
+                           NOW, &c, &why);
+    char *got = rv == 0 ? outcome(&c) : NULL;
+    int as_stated =
+        got && pc->tgate ? strcmp(got, pc->tgate) == 0 : !got && !pc->tgate;
+    if (!as_stated)
+      fprintf(stderr, "  %s: tgate gives %s (%s), the table says %s\n",
+              pc->name, got ? got : "refused", why ? why : "-",
+              pc->tgate ? pc->tgate : "refused");
+    TG_CHECK(as_stated);
+    int same = pc->temporal && pc->tgate ? strcmp(pc->temporal, pc->tgate) == 0
+                                         : !pc->temporal && !pc->tgate;
+    if (same && pc->doc)
+      fprintf(stderr, "  %s: no difference, yet documented\n", pc->name);
+    TG_CHECK(!same || !pc->doc);
+    size_t r = 0;
+    while (pc->doc && r < nrows && strcmp(rows[r], pc->doc) != 0)
+      r++;
+    if (!same && r == nrows)
+      fprintf(stderr,
+              "  %s: differs from Temporal, but \"%s\" is not a row "
+              "of docs/authentication.md\n",
+              pc->name, pc->doc ? pc->doc : "(no row named)");
+    TG_CHECK(same || (pc->doc && r < nrows));
+    if (pc->doc && r < nrows)
+      used[r] = 1;
+    free(got);
+    free(tok);
+    tg_claims_clear(&c);
+  }
+  for (size_t r = 0; r < nrows; r++) {
+    if (!used[r])
+      fprintf(stderr, "  documented difference without a case: %s\n", rows[r]);
+    TG_CHECK(used[r]);
+  }
+  for (size_t i = 0; i < PS_N; i++)
+    tg_keyset_unref(sets[i]);
+  free(docs);
+}
+
 int main(void) {
   k_rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
   k_p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -887,7 +1235,10 @@ int main(void) {
   k_p521 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
   k_ed25519 = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
   k_ed448 = EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
-  if (!k_rsa || !k_p256 || !k_p384 || !k_p521 || !k_ed25519 || !k_ed448) {
+  k_rsa1024 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+  k_p256_other = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+  if (!k_rsa || !k_p256 || !k_p384 || !k_p521 || !k_ed25519 || !k_ed448 ||
+      !k_rsa1024 || !k_p256_other) {
     fprintf(stderr, "key generation failed\n");
     return 1;
   }
@@ -946,6 +1297,7 @@ int main(void) {
   TG_RUN(reasons_never_quote_the_token);
   TG_RUN(out_of_memory_never_accepts_or_leaks);
   TG_RUN(looks_like);
+  TG_RUN(temporal_parity);
   tg_keyset_unref(std_ks);
   EVP_PKEY_free(k_rsa);
   EVP_PKEY_free(k_p256);
@@ -953,5 +1305,7 @@ int main(void) {
   EVP_PKEY_free(k_p521);
   EVP_PKEY_free(k_ed25519);
   EVP_PKEY_free(k_ed448);
+  EVP_PKEY_free(k_rsa1024);
+  EVP_PKEY_free(k_p256_other);
   return TG_DONE();
 }
