@@ -118,6 +118,8 @@ static void watch_build(tg_reload *rl, const tg_config *cfg) {
   if (cfg->authn) {
     watch_add_str(rl, cfg->authn->api_keys_file);
     const tg_jwt_cfg *j = cfg->authn->jwt;
+    if (j)
+      watch_add_str(rl, j->ca_file);
     for (size_t i = 0; j && i < j->key_sources.n; i++) {
       const char *u = j->key_sources.v[i];
       if (strncmp(u, "file:", 5) == 0) {
