@@ -210,7 +210,7 @@ static int run(tg_config *cfg, const char *path) {
   memset(&app, 0, sizeof(app));
   tg_admin *admin = NULL;
   struct event *sigs[4] = {0};
-  char err[1024], a1[300], a2[300];
+  char err[8192], a1[300], a2[300];
 
   app.base = event_base_new();
   if (!app.base) {
@@ -418,7 +418,7 @@ int main(int argc, char **argv) {
   if (check) {
     /* Everything a start (or a reload) builds, then the key sources, each
      * of which must give keys now. */
-    char err[1024];
+    char err[8192];
     struct event_base *base = event_base_new();
     int jwt = cfg->authn && cfg->authn->jwt;
     tg_gen *g = base ? tg_gen_new(cfg, 1, base, NULL, err, sizeof err) : NULL;

@@ -336,7 +336,7 @@ void tg_reload_request(tg_reload *rl, const char *why) {
   tg_app *app = rl->app;
   tg_config *cfg = NULL;
   char *errors = NULL;
-  char err[1024];
+  char err[8192];
   if (rl->pending) {
     tg_info("reload (%s): abandoning the reload still waiting for keys", why);
     drop_pending(rl);
