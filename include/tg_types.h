@@ -59,6 +59,11 @@ struct tg_h2conn {
   struct tg_relay_list relays;
   LIST_ENTRY(tg_h2conn) link; /* in worker->downconns or target->conns */
   uint32_t nstreams;          /* upstream: streams we opened and not closed */
+  /* upstream: RST_STREAMs tgate may still send before the connection is
+   * rotated (a token bucket, see tg_up_note_reset), refilled as of
+   * rst_at_ms (0: not used yet, full) */
+  uint32_t rst_tokens;
+  uint64_t rst_at_ms;
   unsigned flush_pending : 1;
   unsigned closing : 1; /* close once the output is written */
   unsigned in_recv : 1; /* inside nghttp2_session_mem_recv */

@@ -11,6 +11,15 @@
  *   address, draining ones not counted) and the call waits for it.
  * - A frontend's GOAWAY drains its connection (calls on it finish, none are
  *   added) and a replacement is opened at once: that is not a failure.
+ * - Cancellations: frontends (and proxies before them) count the
+ *   RST_STREAMs a connection sends and close one that sends too many
+ *   (rapid-reset defences: nghttp2 allows a burst of 1000, then 33/s).
+ *   Clients' cancellations are always passed on, but a connection that
+ *   has sent TG_UP_RST_BURST of them faster than TG_UP_RST_RATE per second
+ *   is rotated: drained (its calls finish) while new calls go to a fresh
+ *   connection, so the frontend never closes a connection carrying other
+ *   clients' calls. At most TG_UP_RST_MAX_DRAINING connections per address
+ *   are draining for this reason at once; beyond that they are kept.
  * - A call that cannot be placed (nothing reachable, or no slot within
  *   connect_timeout) is answered UNAVAILABLE (14) at once.
  *
@@ -85,6 +94,14 @@ void tg_uppool_shutdown(tg_uppool *p);
 /* Number of connections currently READY. */
 int tg_uppool_ready(const tg_uppool *p);
 void tg_uppool_free(tg_uppool *p);
+
+#define TG_UP_RST_BURST 500
+#define TG_UP_RST_RATE 25
+#define TG_UP_RST_MAX_DRAINING 16
+
+/* tgate is sending RST_STREAM on upstream connection c: counts it against
+ * c's budget and rotates c when the budget is spent (see above). */
+void tg_up_note_reset(tg_h2conn *c);
 
 /* Hooks for tg_conn: the upstream socket connected (TLS done), and the
  * connection is being freed (why: for logs and for the calls on it). */

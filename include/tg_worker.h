@@ -52,6 +52,8 @@ typedef struct tg_worker_stats {
   atomic_uint_least64_t status[TG_STATUS_BUCKETS];
   atomic_uint_least64_t bytes_in, bytes_out;
   atomic_uint_least64_t conns_accepted, upstream_connect_failures;
+  /* upstream connections drained for sending many RST_STREAMs */
+  atomic_uint_least64_t upstream_rotations;
   tg_authn_counters authn;
   atomic_int conns_open, streams_open;
   struct tg_callstats *calls_by; /* by method, namespace, decision, status */

@@ -238,6 +238,8 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
       "# TYPE tgate_streams_open gauge\ntgate_streams_open %lld\n"
       "# TYPE tgate_upstream_connect_failures_total counter\n"
       "tgate_upstream_connect_failures_total %llu\n"
+      "# TYPE tgate_upstream_reset_rotations_total counter\n"
+      "tgate_upstream_reset_rotations_total %llu\n"
       "# TYPE tgate_upstream_connections_ready gauge\n"
       "tgate_upstream_connections_ready %d\n",
       (unsigned long long)sum(app, STAT(bytes_in)),
@@ -246,6 +248,7 @@ static void metrics(struct evhttp_request *req, tg_app *app) {
       (long long)sum_int(app, STAT(conns_open)),
       (long long)sum_int(app, STAT(streams_open)),
       (unsigned long long)sum(app, STAT(upstream_connect_failures)),
+      (unsigned long long)sum(app, STAT(upstream_rotations)),
       atomic_load(&app->upstream_ready));
   if (app->gen->authn) {
     evbuffer_add_printf(b,

@@ -459,6 +459,7 @@ static void cancel_up(tg_relay *r) {
   nghttp2_submit_rst_stream(u->session, NGHTTP2_FLAG_NONE, r->up_sid,
                             NGHTTP2_CANCEL);
   tg_conn_schedule_flush(u);
+  tg_up_note_reset(u);
 }
 
 void tg_relay_up_headers_sent(tg_relay *r) {

@@ -568,6 +568,52 @@ static int forward(tg_relay *r, tg_h2conn *c) {
   return -1;
 }
 
+void tg_up_note_reset(tg_h2conn *c) {
+  uint64_t now = now_ms();
+  if (c->rst_at_ms == 0) {
+    c->rst_tokens = TG_UP_RST_BURST;
+  } else {
+    uint64_t add = (now - c->rst_at_ms) * TG_UP_RST_RATE / 1000;
+    if (add == 0) {
+      now = c->rst_at_ms; /* keep the fraction of a token for later */
+    } else {
+      uint64_t n = c->rst_tokens + add;
+      c->rst_tokens = n > TG_UP_RST_BURST ? TG_UP_RST_BURST : (uint32_t)n;
+    }
+  }
+  c->rst_at_ms = now;
+  if (c->rst_tokens > 0) {
+    c->rst_tokens--;
+    return;
+  }
+  tg_uptarget *t = c->target;
+  if (c->state != TG_CS_READY || c->closing)
+    return;
+  uint32_t draining = 0;
+  tg_h2conn *o;
+  LIST_FOREACH(o, &t->conns, link) {
+    if (o->state == TG_CS_DRAINING && !o->closing)
+      draining++;
+  }
+  if (draining >= TG_UP_RST_MAX_DRAINING)
+    return;
+  tg_info("upstream %s: %u calls cancelled on one connection in quick "
+          "succession; new calls go to a fresh connection",
+          t->name, (unsigned)TG_UP_RST_BURST);
+  atomic_fetch_add_explicit(&c->w->stats.upstream_rotations, 1,
+                            memory_order_relaxed);
+  set_ready(c, 0);
+  c->state = TG_CS_DRAINING;
+  sync_counts(t);
+  if (c->nstreams == 0) {
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    c->closing = 1;
+  }
+  tg_conn_schedule_flush(c);
+  tg_uppool_kick(t->pool);
+}
+
 void tg_uppool_kick(tg_uppool *p) {
   tg_relay *r;
   while ((r = TAILQ_FIRST(&p->pending)) != NULL) {
