@@ -3,6 +3,7 @@
  * cache (tokens minted here, verified against a pem: key source). */
 #include "tg_authn.h"
 #include "tg_test.h"
+#include "tg_testutil.h"
 
 #include <event2/event.h>
 #include <openssl/bn.h>
@@ -25,41 +26,6 @@ static char dir[] = "/tmp/tgate-test-authn-XXXXXX";
 static char *pem_path, *keys_path;
 static EVP_PKEY *key;
 static struct event_base *base;
-
-static char *xprintf(const char *fmt, ...) {
-  va_list ap;
-  char *s = NULL;
-  va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0)
-    s = NULL;
-  va_end(ap);
-  return s;
-}
-
-static char *b64url(const uint8_t *in, size_t len) {
-  static const char a[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  char *out = malloc(len * 4 / 3 + 4), *o = out;
-  size_t i = 0;
-  for (; i + 3 <= len; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-    *o++ = a[v >> 18];
-    *o++ = a[(v >> 12) & 63];
-    *o++ = a[(v >> 6) & 63];
-    *o++ = a[v & 63];
-  }
-  if (len - i == 1) {
-    *o++ = a[in[i] >> 2];
-    *o++ = a[(in[i] & 3) << 4];
-  } else if (len - i == 2) {
-    uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-    *o++ = a[v >> 10];
-    *o++ = a[(v >> 4) & 63];
-    *o++ = a[(v & 15) << 2];
-  }
-  *o = '\0';
-  return out;
-}
 
 /* An ES256 token with kid "k1" for payload. */
 static char *mint(const char *payload) {

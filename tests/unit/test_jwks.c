@@ -2,6 +2,7 @@
  * keys, PEM public keys and certificates, and the reference count. */
 #include "tg_jwks.h"
 #include "tg_test.h"
+#include "tg_testutil.h"
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -21,41 +22,6 @@
 
 static EVP_PKEY *k_rsa, *k_rsa1024, *k_p256, *k_p384, *k_p521, *k_ed25519,
     *k_ed448, *k_x25519;
-
-static char *xprintf(const char *fmt, ...) {
-  va_list ap;
-  char *s = NULL;
-  va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0)
-    s = NULL;
-  va_end(ap);
-  return s;
-}
-
-static char *b64url(const uint8_t *in, size_t len) {
-  static const char a[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-  char *out = malloc(len * 4 / 3 + 4), *o = out;
-  size_t i = 0;
-  for (; i + 3 <= len; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-    *o++ = a[v >> 18];
-    *o++ = a[(v >> 12) & 63];
-    *o++ = a[(v >> 6) & 63];
-    *o++ = a[v & 63];
-  }
-  if (len - i == 1) {
-    *o++ = a[in[i] >> 2];
-    *o++ = a[(in[i] & 3) << 4];
-  } else if (len - i == 2) {
-    uint32_t v = (uint32_t)in[i] << 8 | in[i + 1];
-    *o++ = a[v >> 10];
-    *o++ = a[(v >> 4) & 63];
-    *o++ = a[(v & 15) << 2];
-  }
-  *o = '\0';
-  return out;
-}
 
 static size_t bn_param(EVP_PKEY *k, const char *param, uint8_t *buf,
                        size_t pad) {

@@ -3,6 +3,7 @@
  * over HTTP by an evhttp server on the same loop). */
 #include "tg_keystore.h"
 #include "tg_test.h"
+#include "tg_testutil.h"
 
 #include "tg_log.h"
 
@@ -25,16 +26,6 @@
 #include <unistd.h>
 
 static char dir[] = "/tmp/tgate-test-keystore-XXXXXX";
-
-static char *xprintf(const char *fmt, ...) {
-  va_list ap;
-  char *s = NULL;
-  va_start(ap, fmt);
-  if (vasprintf(&s, fmt, ap) < 0)
-    s = NULL;
-  va_end(ap);
-  return s;
-}
 
 static void write_file(const char *path, const char *text) {
   FILE *f = fopen(path, "w");
