@@ -198,15 +198,14 @@ int tg_explain_main(int argc, char **argv) {
   rq.claims = &claims;
   if (a.ns)
     rq.ns = (tg_slice){(const uint8_t *)a.ns, strlen(a.ns)};
+  tg_slice tq, wt;
   if (a.task_queue) {
-    rq.has_task_queue = 1;
-    rq.task_queue =
-        (tg_slice){(const uint8_t *)a.task_queue, strlen(a.task_queue)};
+    tq = (tg_slice){(const uint8_t *)a.task_queue, strlen(a.task_queue)};
+    rq.task_queues = (tg_names){&tq, 1, 0};
   }
   if (a.workflow_type) {
-    rq.has_workflow_type = 1;
-    rq.workflow_type =
-        (tg_slice){(const uint8_t *)a.workflow_type, strlen(a.workflow_type)};
+    wt = (tg_slice){(const uint8_t *)a.workflow_type, strlen(a.workflow_type)};
+    rq.workflow_types = (tg_names){&wt, 1, 0};
   }
   printf("policy (mode %s):\n", cfg->authz_mode == TG_AUTHZ_ENFORCE  ? "enforce"
                                 : cfg->authz_mode == TG_AUTHZ_SHADOW ? "shadow"

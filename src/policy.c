@@ -411,6 +411,49 @@ fail:
 
 /* ---- deciding ---- */
 
+/* Does a rule's task_queues (workflow_types) list g match the values x the
+ * request names? carries: the method's request type can name one. what
+ * ("task queue") and list ("task_queues") word the reason in why. */
+static int pol_names_match(const pol_globs *g, int allow, size_t carries,
+                           const tg_names *x, const char *what,
+                           const char *list, char *why, size_t whylen) {
+  char show[POL_SHOW_MAX + 4];
+  if (!carries)
+    return 1;
+  if (x->overflow) {
+    if (!allow)
+      return 1;
+    if (why)
+      snprintf(why, whylen, "request names more than %d %ss", TG_NAMES_MAX,
+               what);
+    return 0;
+  }
+  for (size_t i = 0; i < x->n; i++) {
+    int hit = pol_globs_any(g, x->v[i].p, x->v[i].len);
+    if (hit && !allow)
+      return 1;
+    if (!hit && allow) {
+      if (why)
+        snprintf(why, whylen, "%s %s not in its %s", what,
+                 pol_show(show, x->v[i].p, x->v[i].len), list);
+      return 0;
+    }
+  }
+  if (allow)
+    return 1;
+  if (!why)
+    return 0;
+  if (x->n == 0)
+    snprintf(why, whylen, "request names no %s", what);
+  else if (x->n == 1)
+    snprintf(why, whylen, "%s %s not in its %s", what,
+             pol_show(show, x->v[0].p, x->v[0].len), list);
+  else
+    snprintf(why, whylen, "none of the request's %zu %ss in its %s", x->n, what,
+             list);
+  return 0;
+}
+
 /* Does rule r match the request with namespace ns (the request's own, or
  * one a command names)? When why is given, says why not. */
 static int pol_rule_match(const pol_rule *r, size_t mi,
@@ -450,33 +493,16 @@ static int pol_rule_match(const pol_rule *r, size_t mi,
       return 0;
     }
   }
-  if (r->task_queues.n) {
-    if (!rq->has_task_queue) {
-      if (why)
-        snprintf(why, whylen, "request has no task queue");
-      return 0;
-    }
-    if (!pol_globs_any(&r->task_queues, rq->task_queue.p, rq->task_queue.len)) {
-      if (why)
-        snprintf(why, whylen, "task queue %s not in its task_queues",
-                 pol_show(show, rq->task_queue.p, rq->task_queue.len));
-      return 0;
-    }
-  }
-  if (r->workflow_types.n) {
-    if (!rq->has_workflow_type) {
-      if (why)
-        snprintf(why, whylen, "request has no workflow type");
-      return 0;
-    }
-    if (!pol_globs_any(&r->workflow_types, rq->workflow_type.p,
-                       rq->workflow_type.len)) {
-      if (why)
-        snprintf(why, whylen, "workflow type %s not in its workflow_types",
-                 pol_show(show, rq->workflow_type.p, rq->workflow_type.len));
-      return 0;
-    }
-  }
+  if (r->task_queues.n &&
+      !pol_names_match(&r->task_queues, r->allow, rq->method->ntask_queues,
+                       &rq->task_queues, "task queue", "task_queues", why,
+                       whylen))
+    return 0;
+  if (r->workflow_types.n &&
+      !pol_names_match(&r->workflow_types, r->allow,
+                       rq->method->nworkflow_types, &rq->workflow_types,
+                       "workflow type", "workflow_types", why, whylen))
+    return 0;
   return 1;
 }
 
