@@ -85,6 +85,13 @@ static int scan_command(const uint8_t *p, size_t len, void *arg) {
     if (rv == 0 || ns.len == 0 ||
         (ns.len == s->nslen && memcmp(ns.p, s->ns, ns.len) == 0))
       continue;
+    /* Each namespace is one target, however many commands name it. */
+    size_t k = 0;
+    while (k < s->n && !(s->found[k].len == ns.len &&
+                         memcmp(s->found[k].p, ns.p, ns.len) == 0))
+      k++;
+    if (k < s->n)
+      continue;
     if (s->n == MAX_COMMAND_NAMESPACES) {
       s->overflow = 1;
       return 1;

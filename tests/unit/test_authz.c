@@ -612,6 +612,64 @@ end:
   tg_config_free(cfg);
 }
 
+/* A SignalExternalWorkflowExecution command (Command field 13) into ns. */
+static void pbm_signal_into(pbm *w, const char *ns) {
+  pbm a = {0}, c = {0};
+  pbm_str(&a, 1, ns);
+  pbm_msg(&c, 13, &a);
+  pbm_msg(w, 2, &c);
+}
+
+/* Commands naming the same namespace are one target: any number of them
+ * is allowed with write there; more than 64 distinct ones are refused. */
+TG_TEST(command_namespaces_are_counted_once) {
+  tg_config *cfg;
+  tg_authz *a = authz_new("enforce", &cfg);
+  tg_hdrs h;
+  tg_claims c;
+  tg_verdict v;
+  pbm w = {0};
+  char ns[32];
+  headers(&h);
+  claims(&c); /* write on payments */
+  tg_claims_grant(&c, "billing", 7, TG_ROLE_WRITE);
+  for (int i = 0; i < 65; i++) {
+    snprintf(ns, sizeof ns, "ns-%d", i);
+    tg_claims_grant(&c, ns, strlen(ns), TG_ROLE_WRITE);
+  }
+  if (!a)
+    goto end;
+  pbm_str(&w, 9, "payments");
+  for (int i = 0; i < 200; i++)
+    pbm_signal_into(&w, i % 2 ? "billing" : "payments");
+  TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
+           TG_AUTHZ_ALLOW);
+  pbm_str(&w, 9, "payments");
+  for (int i = 0; i < 200; i++)
+    pbm_signal_into(&w, i % 2 ? "billing" : "orders"); /* read on orders */
+  TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
+           TG_AUTHZ_DENY);
+  TG_CHECK(!strcmp(v.reason, "denied: command targets namespace orders "
+                             "without write"));
+  for (int extra = 0; extra <= 1; extra++) {
+    pbm_str(&w, 9, "payments");
+    for (int rep = 0; rep < 2; rep++)
+      for (int i = 0; i < 64 + extra; i++) {
+        snprintf(ns, sizeof ns, "ns-%d", i);
+        pbm_signal_into(&w, ns);
+      }
+    TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
+             (extra ? TG_AUTHZ_DENY : TG_AUTHZ_ALLOW));
+    if (extra)
+      TG_CHECK(!strcmp(v.reason, "denied: commands name too many namespaces"));
+  }
+end:
+  tg_hdrs_clear(&h);
+  tg_claims_clear(&c);
+  tg_authz_free(a);
+  tg_config_free(cfg);
+}
+
 int main(void) {
   TG_RUN(allow_reason_is_terse_only_when_asked);
   TG_RUN(denials_always_have_the_full_reason);
@@ -620,5 +678,6 @@ int main(void) {
   TG_RUN(deny_rules_see_nested_values);
   TG_RUN(allow_rule_lets_a_real_worker_run);
   TG_RUN(too_many_values_match_deny_rules);
+  TG_RUN(command_namespaces_are_counted_once);
   return TG_DONE();
 }
