@@ -294,6 +294,18 @@ static long pol_mark(const tg_policy *p, const char *pat, uint64_t *bits) {
   return hits;
 }
 
+/* The family entry (tg_method.family) whose service pat names, by its
+ * "Service/" name or its path prefix; NULL when none. */
+static const tg_method *pol_family_of(const tg_policy *p, const char *pat) {
+  for (size_t i = 0; i < p->nmethods; i++) {
+    const tg_method *m = tg_method_at(i);
+    if (m->family && (!strncmp(pat, m->name, strlen(m->name) - 1) ||
+                      !strncmp(pat, m->path, m->path_len - 1)))
+      return m;
+  }
+  return NULL;
+}
+
 /* Compiles a list of method patterns into a new bitmap. what names the list
  * in error messages. */
 static uint64_t *pol_methods(const tg_policy *p, const tg_strlist *l,
@@ -314,8 +326,16 @@ static uint64_t *pol_methods(const tg_policy *p, const tg_strlist *l,
       goto fail;
     }
     if (hits == 0) {
-      pol_err(err, errlen, "%s: method pattern \"%s\" matches no known method",
-              what, pat);
+      const tg_method *fam = pol_family_of(p, pat);
+      if (fam)
+        pol_err(err, errlen,
+                "%s: method pattern \"%s\" matches no known method (the "
+                "methods of a service whose descriptors tgate does not have "
+                "are one entry: \"%s\")",
+                what, pat, fam->name);
+      else
+        pol_err(err, errlen,
+                "%s: method pattern \"%s\" matches no known method", what, pat);
       goto fail;
     }
   }
@@ -531,8 +551,15 @@ static void pol_rules(const tg_policy *p, size_t mi, const tg_authz_request *rq,
       return;
     }
     if (pol_rule_match(r, mi, rq, ns, nslen, why, sizeof(why))) {
-      pol_trace(trace, arg, "%srule %zu (line %zu, %s): matches", label, i + 1,
-                r->line, r->allow ? "allow" : "deny");
+      int tq_na = r->task_queues.n && !rq->method->ntask_queues;
+      int wt_na = r->workflow_types.n && !rq->method->nworkflow_types;
+      pol_trace(trace, arg, "%srule %zu (line %zu, %s): matches%s%s%s%s", label,
+                i + 1, r->line, r->allow ? "allow" : "deny",
+                tq_na || wt_na ? " (this method's request cannot name " : "",
+                tq_na ? "a task queue" : "", tq_na && wt_na ? " or " : "",
+                tq_na || wt_na ? (wt_na ? "a workflow type: not restricted)"
+                                        : ": not restricted)")
+                               : "");
       if (r->allow && *allow_rule < 0)
         *allow_rule = (int)i;
       if (!r->allow && *deny_rule < 0)

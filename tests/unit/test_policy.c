@@ -633,6 +633,11 @@ TG_TEST(rule_task_queues_every_value_for_allow_any_for_deny) {
   rq = req(DESCRIBE, &w, "locked");
   v = decide(p, &rq);
   TG_CHECK(!v.allow && v.rule == 2);
+  l->n = 0;
+  tg_policy_decide(p, &rq, &v, collect, l);
+  TG_CHECK(has_line(l, "rule 3 (line 9, deny): matches (this method's "
+                       "request cannot name a workflow type: not "
+                       "restricted)"));
   rq = req(START, &w, "locked"); /* can, but names none */
   TG_CHECK(decide(p, &rq).allow);
   rq.workflow_types = N(&wt, L(""), 0); /* an empty name is a value */
@@ -805,6 +810,71 @@ static void expect_error(tg_config *cfg, const char *needle) {
   cfg_free(cfg);
 }
 
+/* Every AdminService method is one entry: cluster scope, admin. */
+TG_TEST(admin_service_family) {
+  static const char path[] =
+      "/temporal.server.api.adminservice.v1.AdminService/DescribeCluster";
+  tg_config *cfg = cfg_new(1);
+  tg_policy *p = NULL;
+  tg_claims sys, nsadmin, ops;
+  tg_authz_request rq;
+  tg_authz_verdict v;
+  const tg_method *m = tg_method_find(path, strlen(path));
+
+  TG_CHECK(m && m->family);
+  claims(&sys, "root", L("system:admin"));
+  claims(&nsadmin, "alice", L("orders:admin"));
+  claims(&ops, "ops-1", L("system:write"));
+  if (!m)
+    goto end;
+  memset(&rq, 0, sizeof(rq));
+  rq.method = m;
+  rq.path = path;
+  rq.path_len = strlen(path);
+  rq.ns = S("orders"); /* not read for a cluster-scoped method */
+  p = policy(cfg);
+  if (!p)
+    goto end;
+  rq.claims = &sys;
+  v = decide(p, &rq);
+  TG_CHECK(v.allow &&
+           !strcmp(v.reason, "allowed: admin on the system scope (needs "
+                             "admin)"));
+  rq.claims = &nsadmin;
+  TG_CHECK(!decide(p, &rq).allow);
+  rq.claims = &ops;
+  TG_CHECK(!decide(p, &rq).allow);
+  rq.claims = NULL;
+  TG_CHECK(!decide(p, &rq).allow);
+  tg_policy_free(p);
+  /* Rules name it by its name or path, with a glob, or as @admin. */
+  cfg_rule(cfg, 1, 3, L("AdminService/*"), NULL, L("ops-*"), NULL, NULL);
+  cfg_rule(cfg, 0, 5, L("@admin"), NULL, L("root"), NULL, NULL);
+  p = policy(cfg);
+  if (!p)
+    goto end;
+  rq.claims = &ops;
+  v = decide(p, &rq);
+  TG_CHECK(v.allow && v.rule == 0);
+  rq.claims = &sys;
+  v = decide(p, &rq);
+  TG_CHECK(!v.allow && v.rule == 1);
+  tg_policy_free(p);
+  list_set(&cfg->disabled_methods,
+           L("/temporal.server.api.adminservice.v1.AdminService/*"));
+  p = policy(cfg);
+  if (!p)
+    goto end;
+  rq.claims = &ops;
+  TG_CHECK(!strcmp(decide(p, &rq).reason, "denied: method disabled"));
+end:
+  tg_policy_free(p);
+  cfg_free(cfg);
+  tg_claims_clear(&sys);
+  tg_claims_clear(&nsadmin);
+  tg_claims_clear(&ops);
+}
+
 TG_TEST(compile_errors) {
   tg_config *cfg;
   tg_policy *p;
@@ -824,6 +894,14 @@ TG_TEST(compile_errors) {
   cfg = cfg_new(0);
   cfg_rule(cfg, 1, 4, L(""), NULL, NULL, NULL, NULL);
   expect_error(cfg, "matches no known method");
+
+  cfg = cfg_new(0);
+  cfg_rule(cfg, 0, 5, L("AdminService/DescribeCluster"), NULL, NULL, NULL,
+           NULL);
+  expect_error(cfg, "rule 1 (line 5): method pattern "
+                    "\"AdminService/DescribeCluster\" matches no known "
+                    "method (the methods of a service whose descriptors tgate "
+                    "does not have are one entry: \"AdminService/*\")");
 
   cfg = cfg_new(0);
   cfg_rule(cfg, 1, 6, L("@writer"), NULL, NULL, NULL, NULL);
@@ -988,6 +1066,7 @@ int main(void) {
   TG_RUN(disabled_methods);
   TG_RUN(unknown_method_always_denied);
   TG_RUN(categories);
+  TG_RUN(admin_service_family);
   TG_RUN(compile_errors);
   TG_RUN(trace_lines);
   TG_RUN(terse_allow_shortens_allows_only);
