@@ -53,4 +53,18 @@ int tg_pb_get_varint(const uint8_t *buf, size_t len, const tg_field_path *path,
 int tg_pb_foreach(const uint8_t *buf, size_t len, uint32_t field,
                   int (*cb)(const uint8_t *p, size_t len, void *arg),
                   void *arg);
+/* Calls cb for every occurrence, in order, of the length-delimited field
+ * path[n - 1] inside every occurrence of path[n - 2] ... inside every
+ * occurrence of path[0] at the top level of buf (1 <= n <= TG_PB_MAX_DEPTH).
+ * Visiting every occurrence at every level is what merging does: for a
+ * repeated field these are its elements, for a singular embedded message
+ * the parts that merge into it. With strings, the last field's values are
+ * strings and must be valid UTF-8. The wire format of each level is
+ * validated before its first callback. Stops at a non-zero return of cb and
+ * returns it; 0 when all were visited; TG_PB_ERR_MALFORMED (a field on the path
+ * with another wire type included). */
+int tg_pb_foreach_path(const uint8_t *buf, size_t len, const uint32_t *path,
+                       size_t n, int strings,
+                       int (*cb)(const uint8_t *p, size_t len, void *arg),
+                       void *arg);
 #endif

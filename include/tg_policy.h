@@ -20,10 +20,18 @@
  *      namespace (Temporal's default for a command without one).
  * 2. Rules (authorization.rules), each allow or deny, matching when every
  *    list it sets matches: methods, namespaces, subjects (the claims'
- *    subject), task_queues and workflow_types. A rule naming namespaces,
- *    subjects, task_queues or workflow_types matches only requests that
- *    carry one (a non-empty namespace, a subject, has_task_queue,
- *    has_workflow_type); those are globs matched when deciding.
+ *    subject), task_queues and workflow_types; all but methods are globs
+ *    matched when deciding. A rule naming namespaces or subjects matches
+ *    only requests that carry one (a non-empty namespace, a subject).
+ *    task_queues is matched against every task queue the request names
+ *    (rq->task_queues), workflow_types alike against rq->workflow_types:
+ *    - when the method's request type can name none (m->ntask_queues 0),
+ *      the list does not restrict: it matches;
+ *    - when the request names more than TG_NAMES_MAX (overflow), an allow
+ *      rule does not match and a deny rule does (fail closed);
+ *    - an allow rule matches when every value matches one of its globs
+ *      (vacuously when the request names none);
+ *    - a deny rule matches when any value matches one of its globs.
  *    Method patterns: the "Service/Method" name or the full path, either
  *    with '*' globs, or a category: @read, @write, @admin (the method's
  *    required role equals it) or @worker (the method's worker flag);
@@ -79,16 +87,26 @@ typedef struct tg_policy tg_policy;
 tg_policy *tg_policy_new(const tg_config *cfg, char *err, size_t errlen);
 void tg_policy_free(tg_policy *p); /* NULL-safe */
 
+/* The most distinct task queues (workflow types) a request's values hold;
+ * a request naming more is decided fail-closed (overflow). */
+#define TG_NAMES_MAX 32
+
+/* The distinct task queues (or workflow types) a request names at the
+ * places its method's request type has (tg_methods.h). Not owned. */
+typedef struct tg_names {
+  const tg_slice *v; /* n values, no two equal */
+  size_t n;
+  int overflow; /* 1: it names more than TG_NAMES_MAX; v holds the first */
+} tg_names;
+
 typedef struct tg_authz_request {
   const tg_method *method; /* NULL: unknown method */
   const char *path;        /* as received */
   size_t path_len;
   const tg_claims *claims;
   tg_slice ns; /* the request's namespace; len 0: empty */
-  int has_task_queue;
-  tg_slice task_queue;
-  int has_workflow_type;
-  tg_slice workflow_type;
+  tg_names task_queues;
+  tg_names workflow_types;
   const tg_slice *extra_ns; /* namespaces named by commands */
   size_t nextra_ns;
   /* 1: nobody reads the reason of an allow: an allowed verdict's reason is
@@ -116,7 +134,8 @@ typedef struct tg_authz_verdict {
 typedef void (*tg_explain_fn)(void *arg, const char *line);
 
 /* Decides rq. Returns 0 (verdict filled) always; v->allow says the answer.
- * Costs O(rules x (1 + nextra_ns)) glob matches of the request's strings;
+ * Costs O(rules x (1 + nextra_ns)) glob matches of the request's strings
+ * (each task queue and workflow type counting as one);
  * methods are never string-matched. Thread-safe (p is read only). */
 int tg_policy_decide(const tg_policy *p, const tg_authz_request *rq,
                      tg_authz_verdict *v, tg_explain_fn trace, void *arg);

@@ -278,10 +278,18 @@ const SERVICES = [
     table: NEXUS_SERVICE,
   },
   {
-    // metadata.go: every AdminService method is cluster scope, admin access.
+    // metadata.go: every AdminService method is cluster scope, admin access
+    // (the server's AdminService is not in Temporal's per-method tables: its
+    // interceptor gives the whole service that scope and access).
+    // @temporalio/proto does not ship AdminService, so its methods cannot be
+    // listed; one entry, "AdminService/*" (tg_method.family), stands for
+    // every syntactically valid method name under the service's path. Were
+    // the package to ship it, its methods would get entries of their own as
+    // well, and the family entry would still take the others.
     full: 'temporal.server.api.adminservice.v1.AdminService',
     macro: 'TG_AS',
     table: null,
+    family: true,
   },
 ];
 
@@ -305,27 +313,104 @@ function lookup(name, kind) {
   }
 }
 
-// Path to the `name` string inside a top-level field of message type
-// msgType. Several candidates: the one called preferName.
-function pathTo(req, msgType, preferName, what) {
-  const cands = req.fieldsArray.filter(
-    (f) => !f.repeated && typeName(f) === msgType,
-  );
-  if (cands.length === 0) return null;
-  let f = cands[0];
-  if (cands.length > 1) {
-    f = cands.find((c) => norm(c.name) === norm(preferName));
-    if (!f) {
-      fail(`${req.fullName}: several ${what} fields, none named ${preferName}`);
-      return null;
+// ---- where a request names task queues and workflow types ----
+//
+// Every place a request message can name a task queue or a workflow type,
+// found by walking its type through the descriptors (embedded messages,
+// repeated ones included; map fields are not walked, nor a type already on
+// the way, so recursive types end): a field of type TaskQueue (tgate reads
+// its name, or for kind STICKY its normal_name), a field of type
+// WorkflowType (its name), or a string field called task_queue (or a
+// repeated one called task_queues). tgate collects the values at all of
+// them (include/tg_methods.h, src/authz.c).
+const TASK_QUEUE_TYPE = 'temporal.api.taskqueue.v1.TaskQueue';
+const WORKFLOW_TYPE_TYPE = 'temporal.api.common.v1.WorkflowType';
+// Field numbers src/authz.c reads inside those messages (tg_methods.h):
+// checked against the descriptors below.
+const TASK_QUEUE_FIELDS = { name: 1, kind: 2, normal_name: 3 };
+const WORKFLOW_TYPE_FIELDS = { name: 1 };
+const STICKY_KIND = { name: 'TASK_QUEUE_KIND_STICKY', value: 2 };
+const PLACE_MAX_DEPTH = 6; // TG_PLACE_MAX_DEPTH
+
+// Message types whose subtree is not walked, and why.
+const SKIP_TYPES = {
+  'temporal.api.failure.v1.Failure':
+    'a failure reports what went wrong (its ChildWorkflowExecutionFailureInfo ' +
+    "names a failed child's workflow type); the call does not act on it",
+};
+
+// String fields whose name says task queue or workflow type but which are
+// not places, and why. Any other such field fails the generator, so that a
+// new API version's fields get looked at.
+const NOT_PLACES = {
+  worker_control_task_queue:
+    "a per-worker Nexus queue on which the server sends the worker's own " +
+    'control tasks; named after the worker instance, not an application queue',
+  sticky_task_queue:
+    "ShutdownWorker: the worker's per-worker sticky queue; the queue it " +
+    'belongs to is the same request\'s task_queue, which is a place',
+};
+
+const isMessage = (f) => !!(f.resolvedType && f.resolvedType.fieldsArray);
+const snake = (s) => s.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
+// The places of request type req: [{kind: 'tq'|'wt', leaf: 'msg'|'string',
+// steps: [{id, repeated, name}]}], in descriptor order.
+function placesOf(req, methodName) {
+  const out = [];
+  const walk = (type, steps, onPath) => {
+    for (const f of type.fieldsArray) {
+      const step = { id: f.id, repeated: !!f.repeated && !f.map, name: snake(f.name) };
+      const here = [...steps, step];
+      const t = typeName(f);
+      const add = (kind, leaf) => {
+        if (here.length > PLACE_MAX_DEPTH)
+          fail(`${methodName}: ${showSteps(here)} is deeper than ${PLACE_MAX_DEPTH} fields`);
+        else out.push({ kind, leaf, steps: here });
+      };
+      if (f.map) continue;
+      if (t === TASK_QUEUE_TYPE) {
+        add('tq', 'msg');
+        continue;
+      }
+      if (t === WORKFLOW_TYPE_TYPE) {
+        add('wt', 'msg');
+        continue;
+      }
+      if (f.type === 'string') {
+        const n = norm(f.name);
+        if ((n === 'taskqueue' && !f.repeated) || (n === 'taskqueues' && f.repeated))
+          add('tq', 'string');
+        else if ((n.includes('taskqueue') || n.includes('workflowtype')) && !NOT_PLACES[snake(f.name)])
+          fail(`${methodName}: string field ${showSteps(here)} names a task queue or workflow ` +
+            'type: make it a place or list it in NOT_PLACES');
+        continue;
+      }
+      if (!isMessage(f) || SKIP_TYPES[t] || onPath.has(t)) continue;
+      onPath.add(t);
+      walk(f.resolvedType, here, onPath);
+      onPath.delete(t);
     }
-  }
-  const leaf = fieldNamed(f.resolvedType, 'name');
-  if (!leaf || leaf.type !== 'string') {
-    fail(`${msgType} has no string field "name"`);
-    return null;
-  }
-  return [f.id, leaf.id];
+  };
+  walk(req, [], new Set([req.fullName.replace(/^\./, '')]));
+  return out;
+}
+
+const showSteps = (steps) => steps.map((s) => s.name + (s.repeated ? '[]' : '')).join('.');
+
+function checkLeafFields() {
+  const check = (typeFull, want) => {
+    const t = lookup(typeFull, 'Type');
+    for (const [name, id] of Object.entries(want)) {
+      const f = t && fieldNamed(t, name);
+      if (!f || f.id !== id) fail(`${typeFull}.${name} is not field ${id}: update tg_methods.h`);
+    }
+  };
+  check(TASK_QUEUE_TYPE, TASK_QUEUE_FIELDS);
+  check(WORKFLOW_TYPE_TYPE, WORKFLOW_TYPE_FIELDS);
+  const kinds = lookup('temporal.api.enums.v1.TaskQueueKind', 'Enum');
+  if (!kinds || kinds.values[STICKY_KIND.name] !== STICKY_KIND.value)
+    fail(`${STICKY_KIND.name} is not ${STICKY_KIND.value}: update tg_methods.h`);
 }
 
 function stringField(req, name) {
@@ -340,12 +425,32 @@ const rows = [];
 const counts = [];
 const macros = [];
 
+checkLeafFields();
+
 for (const svc of SERVICES) {
   const service = lookup(svc.full, 'Service');
   const short = svc.full.split('.').pop();
+  if (svc.family) {
+    rows.push({
+      path: `/${svc.full}/*`,
+      macro: svc.macro,
+      method: '*',
+      name: `${short}/*`,
+      scope: C,
+      access: A,
+      worker: false,
+      always: false,
+      inspect: false,
+      family: true,
+      ns: null,
+      places: [],
+    });
+    counts.push(`${short}: every method, as one entry (${short}/*)`);
+  }
   if (!service) {
     if (svc.required) fail(`${svc.full} is not in @temporalio/proto`);
-    else notes.push(`${svc.full}: not shipped in @temporalio/proto, skipped`);
+    else if (!svc.family) notes.push(`${svc.full}: not shipped in @temporalio/proto, skipped`);
+    if (svc.family) macros.push([svc.macro, `/${svc.full}/`]);
     continue;
   }
   macros.push([svc.macro, `/${svc.full}/`]);
@@ -366,13 +471,7 @@ for (const svc of SERVICES) {
     const ns = stringField(req, 'namespace');
     if (md.scope === N && !ns)
       fail(`${name}: namespace scope, but ${req.fullName} has no namespace`);
-    // A string field named task_queue names the queue too (the
-    // versioning, config and ShutdownWorker calls).
-    let tq = pathTo(req, 'temporal.api.taskqueue.v1.TaskQueue', 'task_queue',
-      'TaskQueue');
-    if (!tq) tq = stringField(req, 'task_queue');
-    const wt = pathTo(req, 'temporal.api.common.v1.WorkflowType',
-      'workflow_type', 'WorkflowType');
+    const places = placesOf(req, name);
     rows.push({
       path: `/${svc.full}/${meth.name}`,
       macro: svc.macro,
@@ -384,8 +483,7 @@ for (const svc of SERVICES) {
       always: !!ALWAYS_ALLOWED[name],
       inspect: !!INSPECT_COMMANDS[name],
       ns,
-      tq,
-      wt,
+      places,
     });
     n++;
   }
@@ -419,8 +517,7 @@ for (const k of Object.keys(WORKER))
     always: true,
     inspect: false,
     ns: null,
-    tq: null,
-    wt: null,
+    places: [],
   });
   counts.push('Health: 1 (Check)');
 }
@@ -465,9 +562,72 @@ for (let i = 1; i < rows.length; i++)
 
 const fp = (p) => (p ? `{${p.length}, {${p.join(', ')}}}` : null);
 
+// tg_method_find's hash (path_hash in the C below, which this must equal):
+// the length plus the path's little-endian 64-bit words each multiplied
+// (independent multiplications: they pipeline), plus the last 8 bytes (a
+// word overlapping the one before), mixed once; the slot is the top
+// SLOT_BITS bits. Any path of 8 bytes or more has a hash; the
+// table's are all longer.
+const SLOT_BITS = 9;
+const M64 = (1n << 64n) - 1n;
+const HASH_MUL = 0x9e3779b97f4a7c15n;
+function pathSlot(p) {
+  const b = Buffer.from(p);
+  const word = (i) => b.readBigUInt64LE(i);
+  let h = BigInt(b.length);
+  for (let i = 0; i + 8 <= b.length; i += 8) h = (h + word(i) * HASH_MUL) & M64;
+  h = (h + word(b.length - 8)) & M64;
+  h = ((h ^ (h >> 29n)) * HASH_MUL) & M64;
+  return Number(h >> BigInt(64 - SLOT_BITS));
+}
+
+function slotTable(rs) {
+  const size = 1 << SLOT_BITS;
+  const t = new Array(size).fill(0);
+  if (rs.length > 255 || rs.length * 2 > size) {
+    process.stderr.write('gen-methods: the path hash table is too small: raise SLOT_BITS\n');
+    process.exit(1);
+  }
+  rs.forEach((r, i) => {
+    if (r.family) return;
+    if (Buffer.byteLength(r.path) < 8) {
+      process.stderr.write(`gen-methods: ${r.path}: shorter than 8 bytes\n`);
+      process.exit(1);
+    }
+    let k = pathSlot(r.path);
+    while (t[k]) k = (k + 1) % size;
+    t[k] = i + 1;
+  });
+  return t;
+}
+
+const LEAF = { msg: { tq: 'TG_PLACE_TASK_QUEUE', wt: 'TG_PLACE_WORKFLOW_TYPE' }, string: { tq: 'TG_PLACE_STRING' } };
+const ident = (r) => `${r.macro.replace(/^TG_/, '')}_${r.method}`;
+
+// The place arrays of row r, as C lines; sets r.tqArray / r.wtArray.
+function placeArrays(r) {
+  const lines = [];
+  for (const kind of ['tq', 'wt']) {
+    const ps = r.places.filter((p) => p.kind === kind);
+    if (!ps.length) continue;
+    const arr = `${kind}_${ident(r)}`;
+    r[`${kind}Array`] = [arr, ps.length];
+    lines.push(`static const tg_name_place ${arr}[] = {`);
+    for (const p of ps) {
+      const rep = p.steps.reduce((acc, st, i) => acc | (st.repeated ? 1 << i : 0), 0);
+      lines.push(`  /* ${showSteps(p.steps)} */`);
+      lines.push(`  {.leaf = ${LEAF[p.leaf][kind]}, .len = ${p.steps.length}, ` +
+        `.repeated = 0x${rep.toString(16)}, .f = {${p.steps.map((st) => st.id).join(', ')}}},`);
+    }
+    lines.push('};');
+  }
+  return lines;
+}
+
 function entry(r) {
   const f = [
     `.path = ${r.macro} "${r.method}"`,
+    `.path_len = ${Buffer.byteLength(r.path)}`,
     `.name = "${r.name}"`,
     `.scope = ${SCOPE[r.scope]}`,
     `.required = ${ROLE[r.access]}`,
@@ -475,9 +635,10 @@ function entry(r) {
   if (r.worker) f.push('.worker = 1');
   if (r.always) f.push('.always_allowed = 1');
   if (r.inspect) f.push('.inspect_commands = 1');
+  if (r.family) f.push('.family = 1');
   if (r.ns) f.push(`.ns = ${fp(r.ns)}`);
-  if (r.tq) f.push(`.task_queue = ${fp(r.tq)}`);
-  if (r.wt) f.push(`.workflow_type = ${fp(r.wt)}`);
+  if (r.tqArray) f.push(`.task_queues = ${r.tqArray[0]}`, `.ntask_queues = ${r.tqArray[1]}`);
+  if (r.wtArray) f.push(`.workflow_types = ${r.wtArray[0]}`, `.nworkflow_types = ${r.wtArray[1]}`);
   return `  {${f.join(', ')}},`;
 }
 
@@ -491,10 +652,23 @@ out.push('#include <string.h>');
 out.push('');
 for (const [k, v] of macros) out.push(`#define ${k} "${v}"`);
 out.push('');
-out.push('/* Sorted bytewise by path, for tg_method_find. */');
+out.push('/* Where requests name task queues (tq_) and workflow types (wt_); the');
+out.push(' * comments give the fields by name, [] marking a repeated one. */');
+for (const r of rows) out.push(...placeArrays(r));
+out.push('');
+out.push('/* Sorted bytewise by path. */');
 out.push('static const tg_method methods[] = {');
 for (const r of rows) out.push(entry(r));
 out.push('};');
+out.push('');
+out.push(`/* An open-addressing hash of the paths (path_hash, linear probing): the
+ * index in methods[] + 1, 0 for an empty slot. The family entries are not
+ * in it. */`);
+out.push(`#define SLOT_BITS ${SLOT_BITS}`);
+out.push(`static const uint8_t slots[1u << SLOT_BITS] = {${slotTable(rows).join(', ')}};`);
+out.push('');
+out.push('/* The family entries (tg_method.family), by index in methods[]. */');
+out.push(`static const size_t families[] = {${rows.map((r, i) => (r.family ? i : -1)).filter((i) => i >= 0).join(', ')}};`);
 out.push('');
 out.push(`const uint32_t tg_commands_field = ${commandsField};`);
 out.push('const tg_command_ns tg_command_namespaces[] = {');
@@ -508,27 +682,53 @@ out.push(
     '    sizeof tg_command_namespaces / sizeof tg_command_namespaces[0];',
 );
 out.push(`
-static int cmp_path(const char *path, size_t len, const char *key) {
-  size_t klen = strlen(key);
-  int c = memcmp(path, key, len < klen ? len : klen);
-  if (c != 0)
-    return c;
-  return len < klen ? -1 : len > klen;
+static uint64_t load64le(const char *p) {
+  const unsigned char *u = (const unsigned char *)p;
+  return (uint64_t)u[0] | (uint64_t)u[1] << 8 | (uint64_t)u[2] << 16 |
+         (uint64_t)u[3] << 24 | (uint64_t)u[4] << 32 | (uint64_t)u[5] << 40 |
+         (uint64_t)u[6] << 48 | (uint64_t)u[7] << 56;
+}
+
+/* The slot of a path of len >= 8 bytes (scripts/gen-methods.js, pathSlot,
+ * computes the same). */
+static size_t path_hash(const char *path, size_t len) {
+  uint64_t h = len;
+  for (size_t i = 0; i + 8 <= len; i += 8)
+    h += load64le(path + i) * UINT64_C(0x9e3779b97f4a7c15);
+  h += load64le(path + len - 8);
+  h = (h ^ h >> 29) * UINT64_C(0x9e3779b97f4a7c15);
+  return (size_t)(h >> (64 - SLOT_BITS));
+}
+
+/* A protobuf identifier: [A-Za-z_][A-Za-z0-9_]*. */
+static int is_ident(const char *s, size_t len) {
+  if (len == 0 || (s[0] >= '0' && s[0] <= '9'))
+    return 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = s[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '_'))
+      return 0;
+  }
+  return 1;
 }
 
 const tg_method *tg_method_find(const char *path, size_t len) {
-  size_t lo = 0, hi = sizeof methods / sizeof methods[0];
-  if (!path || len == 0)
+  if (!path || len < 8)
     return NULL;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int c = cmp_path(path, len, methods[mid].path);
-    if (c == 0)
-      return &methods[mid];
-    if (c < 0)
-      hi = mid;
-    else
-      lo = mid + 1;
+  for (size_t k = path_hash(path, len); slots[k];
+       k = (k + 1) & ((1u << SLOT_BITS) - 1)) {
+    const tg_method *m = &methods[slots[k] - 1];
+    if (m->path_len == len && memcmp(m->path, path, len) == 0)
+      return m;
+  }
+  /* A family entry's path is its service's path and "*". */
+  for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+    const tg_method *m = &methods[families[i]];
+    size_t plen = m->path_len - 1;
+    if (len > plen && memcmp(path, m->path, plen) == 0 &&
+        is_ident(path + plen, len - plen))
+      return m;
   }
   return NULL;
 }

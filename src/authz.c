@@ -85,6 +85,13 @@ static int scan_command(const uint8_t *p, size_t len, void *arg) {
     if (rv == 0 || ns.len == 0 ||
         (ns.len == s->nslen && memcmp(ns.p, s->ns, ns.len) == 0))
       continue;
+    /* Each namespace is one target, however many commands name it. */
+    size_t k = 0;
+    while (k < s->n && !(s->found[k].len == ns.len &&
+                         memcmp(s->found[k].p, ns.p, ns.len) == 0))
+      k++;
+    if (k < s->n)
+      continue;
     if (s->n == MAX_COMMAND_NAMESPACES) {
       s->overflow = 1;
       return 1;
@@ -150,27 +157,97 @@ static void copy_ns(tg_verdict *v, const tg_slice *ns) {
   v->ns[n] = '\0';
 }
 
-/* A sticky task queue (TaskQueue.kind STICKY) carries a per-worker name;
- * the queue it belongs to is normal_name, and that is what rules match. A
- * client cannot choose it for any other kind: normal_name is read only for
- * STICKY. tq_path is [task_queue field, name field 1]. 0, or -1 malformed. */
-static int sticky_normal_name(const uint8_t *body, size_t blen,
-                              const tg_field_path *tq_path, tg_slice *tq) {
-  enum { TQ_KIND = 2, TQ_NORMAL_NAME = 3, KIND_STICKY = 2 };
-  tg_field_path kp = {.len = 2, .f = {tq_path->f[0], TQ_KIND}};
-  tg_field_path np = {.len = 2, .f = {tq_path->f[0], TQ_NORMAL_NAME}};
-  uint64_t kind = 0;
-  tg_slice normal;
-  int rv = tg_pb_get_varint(body, blen, &kp, &kind);
-  if (rv < 0)
-    return -1;
-  if (rv == 0 || kind != KIND_STICKY)
+/* The distinct values found at a method's places, up to TG_NAMES_MAX. */
+typedef struct names_acc {
+  tg_slice v[TG_NAMES_MAX];
+  size_t n;
+  int overflow;
+} names_acc;
+
+static void names_add(names_acc *a, const uint8_t *p, size_t len) {
+  for (size_t i = 0; i < a->n; i++)
+    if (a->v[i].len == len && (len == 0 || memcmp(a->v[i].p, p, len) == 0))
+      return;
+  if (a->n == TG_NAMES_MAX) {
+    a->overflow = 1;
+    return;
+  }
+  a->v[a->n].p = p;
+  a->v[a->n].len = len;
+  a->n++;
+}
+
+/* One place being read: pl, whose steps before from are behind us. */
+typedef struct place_walk {
+  const tg_name_place *pl;
+  unsigned from;
+  names_acc *acc;
+} place_walk;
+
+/* The value of the place inside buf, where its remaining steps are singular
+ * (the last occurrence wins, as tg_pb merges): a string; a WorkflowType's
+ * name; a TaskQueue's name, or for kind STICKY its non-empty normal_name
+ * (a sticky queue carries a per-worker name; the queue it belongs to is
+ * what rules match; a client cannot choose normal_name for any other
+ * kind). Adds it when present. 0, or -1 malformed. */
+static int place_value(const uint8_t *buf, size_t len, void *arg) {
+  const place_walk *w = arg;
+  const tg_name_place *pl = w->pl;
+  tg_field_path p = {.len = 0};
+  tg_slice v;
+  int rv;
+  for (unsigned i = w->from; i < pl->len; i++)
+    p.f[p.len++] = pl->f[i];
+  if (pl->leaf == TG_PLACE_STRING && p.len == 0) {
+    names_add(w->acc, buf, len); /* a repeated string's element */
     return 0;
-  rv = tg_pb_get_string(body, blen, &np, &normal);
-  if (rv < 0)
-    return -1;
-  if (rv == 1 && normal.len)
-    *tq = normal;
+  }
+  if (pl->leaf != TG_PLACE_STRING)
+    p.f[p.len++] = pl->leaf == TG_PLACE_TASK_QUEUE ? TG_TASK_QUEUE_NAME
+                                                   : TG_WORKFLOW_TYPE_NAME;
+  rv = tg_pb_get_string(buf, len, &p, &v);
+  if (rv <= 0)
+    return rv;
+  if (pl->leaf == TG_PLACE_TASK_QUEUE) {
+    uint64_t kind = 0;
+    tg_slice normal;
+    p.f[p.len - 1] = TG_TASK_QUEUE_KIND;
+    rv = tg_pb_get_varint(buf, len, &p, &kind);
+    if (rv < 0)
+      return rv;
+    if (rv == 1 && kind == TG_TASK_QUEUE_KIND_STICKY) {
+      p.f[p.len - 1] = TG_TASK_QUEUE_NORMAL_NAME;
+      rv = tg_pb_get_string(buf, len, &p, &normal);
+      if (rv < 0)
+        return rv;
+      if (rv == 1 && normal.len)
+        v = normal;
+    }
+  }
+  names_add(w->acc, v.p, v.len);
+  return 0;
+}
+
+/* Adds the values at every place of pls to acc: every element of a
+ * repeated step counts; below the last repeated step, the last occurrence
+ * wins. 0, or -1 malformed. */
+static int collect_names(const uint8_t *body, size_t blen,
+                         const tg_name_place *pls, size_t n, names_acc *acc) {
+  for (size_t i = 0; i < n; i++) {
+    const tg_name_place *pl = &pls[i];
+    unsigned rep = 0; /* steps up to the last repeated one */
+    for (unsigned k = 0; k < pl->len; k++)
+      if (pl->repeated & (1u << k))
+        rep = k + 1;
+    place_walk w = {.pl = pl, .from = rep, .acc = acc};
+    int rv =
+        rep ? tg_pb_foreach_path(body, blen, pl->f, rep,
+                                 pl->leaf == TG_PLACE_STRING && rep == pl->len,
+                                 place_value, &w)
+            : place_value(body, blen, &w);
+    if (rv < 0)
+      return -1;
+  }
   return 0;
 }
 
@@ -207,24 +284,18 @@ static tg_authz_result inspect(const tg_authz *a, const tg_call_info *call,
              (int)(rq.ns.len > 64 ? 64 : rq.ns.len), (const char *)rq.ns.p);
     return policy_deny(a, v, v->reason);
   }
-  if (m->task_queue.len) {
-    rv = tg_pb_get_string(body, blen, &m->task_queue, &rq.task_queue);
-    if (rv < 0)
-      return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
-                  "malformed task queue field");
-    rq.has_task_queue = rv == 1;
-    if (rv == 1 && m->task_queue.len == 2 &&
-        sticky_normal_name(body, blen, &m->task_queue, &rq.task_queue) < 0)
-      return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
-                  "malformed task queue field");
-  }
-  if (m->workflow_type.len) {
-    rv = tg_pb_get_string(body, blen, &m->workflow_type, &rq.workflow_type);
-    if (rv < 0)
-      return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
-                  "malformed workflow type field");
-    rq.has_workflow_type = rv == 1;
-  }
+  names_acc tqs, wts; /* v[] is read only up to n */
+  tqs.n = wts.n = 0;
+  tqs.overflow = wts.overflow = 0;
+  if (collect_names(body, blen, m->task_queues, m->ntask_queues, &tqs) < 0)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                "malformed task queue field");
+  if (collect_names(body, blen, m->workflow_types, m->nworkflow_types, &wts) <
+      0)
+    return deny(v, TG_GRPC_INVALID_ARGUMENT, "malformed request message",
+                "malformed workflow type field");
+  rq.task_queues = (tg_names){tqs.v, tqs.n, tqs.overflow};
+  rq.workflow_types = (tg_names){wts.v, wts.n, wts.overflow};
   cmd_scan scan; /* found[] is read only up to n */
   if (m->inspect_commands) {
     scan.ns = rq.ns.p;

@@ -13,38 +13,67 @@
 #include "tg_methods.h"
 #include "tg_policy.h"
 
+/* At most this many --task-queue (--workflow-type) values: one more than
+ * a live call keeps, so that the overflow can be explained too. */
+#define EXPLAIN_MAX_NAMES (TG_NAMES_MAX + 1)
+
+typedef struct explain_names {
+  const char *v[EXPLAIN_MAX_NAMES];
+  size_t n;
+} explain_names;
+
 typedef struct explain_args {
-  const char *config, *method, *ns, *task_queue, *workflow_type;
+  const char *config, *method, *ns;
+  explain_names task_queues, workflow_types;
   const char *token, *api_key, *cert;
 } explain_args;
 
+static int add_name(explain_names *l, const char *v) {
+  if (l->n == EXPLAIN_MAX_NAMES)
+    return -1;
+  l->v[l->n++] = v;
+  return 0;
+}
+
 static int parse_args(int argc, char **argv, explain_args *a) {
   memset(a, 0, sizeof *a);
+  if (argc % 2)
+    return -1;
   for (int i = 0; i + 1 < argc; i += 2) {
     const char *k = argv[i];
     const char *v = argv[i + 1];
+    if (!strcmp(k, "--task-queue")) {
+      if (add_name(&a->task_queues, v) != 0)
+        return -1;
+      continue;
+    }
+    if (!strcmp(k, "--workflow-type")) {
+      if (add_name(&a->workflow_types, v) != 0)
+        return -1;
+      continue;
+    }
     const char **slot = !strcmp(k, "-c") || !strcmp(k, "--config") ? &a->config
                         : !strcmp(k, "--method")                   ? &a->method
                         : !strcmp(k, "--namespace")                ? &a->ns
-                        : !strcmp(k, "--task-queue")    ? &a->task_queue
-                        : !strcmp(k, "--workflow-type") ? &a->workflow_type
-                        : !strcmp(k, "--token")         ? &a->token
-                        : !strcmp(k, "--api-key")       ? &a->api_key
-                        : !strcmp(k, "--cert")          ? &a->cert
-                                                        : NULL;
+                        : !strcmp(k, "--token")                    ? &a->token
+                        : !strcmp(k, "--api-key")                  ? &a->api_key
+                        : !strcmp(k, "--cert")                     ? &a->cert
+                                                                   : NULL;
     if (!slot)
       return -1;
     *slot = v;
   }
-  if (argc % 2)
-    return -1;
   int creds = !!a->token + !!a->api_key + !!a->cert;
   return a->config && a->method && creds <= 1 ? 0 : -1;
 }
 
-/* Full path, "Service/Method" or a bare name unique in the table. */
-static const tg_method *find_method(const char *name) {
+/* Full path, "Service/Method" or a bare name unique in the table; for a
+ * family entry's service (AdminService), "Service/Method" is made the full
+ * path, which *path then holds (in buf). *path is m's path otherwise. */
+static const tg_method *find_method(const char *name, char *buf, size_t len,
+                                    const char **path) {
   const tg_method *m = tg_method_find(name, strlen(name));
+  *path = name;
   if (m)
     return m;
   const tg_method *found = NULL;
@@ -53,6 +82,12 @@ static const tg_method *find_method(const char *name) {
     const tg_method *c = tg_method_at(i);
     size_t cl = strlen(c->name);
     const char *slash = strrchr(c->name, '/');
+    if (c->family && n >= cl && !strncmp(name, c->name, cl - 1)) {
+      snprintf(buf, len, "%.*s%s", (int)(c->path_len - 1), c->path,
+               name + cl - 1);
+      *path = buf;
+      return tg_method_find(buf, strlen(buf));
+    }
     if (!strcmp(c->name, name) ||
         (slash && !strcmp(slash + 1, name) && cl > n)) {
       if (found && found != c)
@@ -60,7 +95,31 @@ static const tg_method *find_method(const char *name) {
       found = c;
     }
   }
+  if (found)
+    *path = found->path;
   return found;
+}
+
+/* The values a live call would hold: distinct ones, at most TG_NAMES_MAX
+ * (beyond: overflow). */
+static tg_names names_of(const explain_names *l, tg_slice *v) {
+  tg_names x = {v, 0, 0};
+  for (size_t i = 0; i < l->n; i++) {
+    size_t len = strlen(l->v[i]), k;
+    for (k = 0; k < x.n; k++)
+      if (v[k].len == len && !memcmp(v[k].p, l->v[i], len))
+        break;
+    if (k < x.n)
+      continue;
+    if (x.n == TG_NAMES_MAX) {
+      x.overflow = 1;
+      break;
+    }
+    v[x.n].p = (const uint8_t *)l->v[i];
+    v[x.n].len = len;
+    x.n++;
+  }
+  return x;
 }
 
 static void print_line(void *arg, const char *line) {
@@ -103,7 +162,7 @@ int tg_explain_main(int argc, char **argv) {
   tg_hdrs_init(&h);
   if (parse_args(argc, argv, &a) != 0) {
     fprintf(stderr, "usage: tgate explain -c FILE --method M [--namespace N] "
-                    "[--task-queue Q] [--workflow-type W] [--token T | "
+                    "[--task-queue Q]... [--workflow-type W]... [--token T | "
                     "--api-key K | --cert PEM]\n");
     return 2;
   }
@@ -111,15 +170,18 @@ int tg_explain_main(int argc, char **argv) {
     fputs(errors ? errors : "cannot load the configuration\n", stderr);
     goto end;
   }
-  const tg_method *m = find_method(a.method);
-  printf("method: %s\n", m ? m->path : a.method);
+  char pathbuf[512];
+  const char *path;
+  const tg_method *m = find_method(a.method, pathbuf, sizeof pathbuf, &path);
+  printf("method: %s\n", path);
   if (m)
-    printf("  scope %s, needs %s%s\n",
+    printf("  scope %s, needs %s%s%s\n",
            m->scope == TG_SCOPE_CLUSTER ? "cluster" : "namespace",
            m->required == 8   ? "admin"
            : m->required == 4 ? "write"
                               : "read",
-           m->worker ? ", a worker call" : "");
+           m->worker ? ", a worker call" : "",
+           m->family ? " (as every method of its service)" : "");
   else
     printf("  unknown method (not in tgate's table): always denied\n");
 
@@ -190,24 +252,38 @@ int tg_explain_main(int argc, char **argv) {
     fprintf(stderr, "tgate: authorization: %s\n", err);
     goto end;
   }
+  /* The request a live call would make: what its message cannot carry is
+   * not part of it. */
   tg_authz_request rq;
+  tg_slice tqs[TG_NAMES_MAX], wts[TG_NAMES_MAX];
   memset(&rq, 0, sizeof rq);
   rq.method = m;
-  rq.path = m ? m->path : a.method;
-  rq.path_len = strlen(rq.path);
+  rq.path = path;
+  rq.path_len = strlen(path);
   rq.claims = &claims;
-  if (a.ns)
+  if (a.ns && m && !m->ns.len)
+    printf("note: --namespace ignored: the request of %s has no namespace "
+           "(cluster scope)\n",
+           m->name);
+  else if (a.ns)
     rq.ns = (tg_slice){(const uint8_t *)a.ns, strlen(a.ns)};
-  if (a.task_queue) {
-    rq.has_task_queue = 1;
-    rq.task_queue =
-        (tg_slice){(const uint8_t *)a.task_queue, strlen(a.task_queue)};
-  }
-  if (a.workflow_type) {
-    rq.has_workflow_type = 1;
-    rq.workflow_type =
-        (tg_slice){(const uint8_t *)a.workflow_type, strlen(a.workflow_type)};
-  }
+  if (a.task_queues.n && m && !m->ntask_queues)
+    printf("note: --task-queue ignored: the request of %s names no task "
+           "queue, so task_queues do not restrict it\n",
+           m->name);
+  else
+    rq.task_queues = names_of(&a.task_queues, tqs);
+  if (a.workflow_types.n && m && !m->nworkflow_types)
+    printf("note: --workflow-type ignored: the request of %s names no "
+           "workflow type, so workflow_types do not restrict it\n",
+           m->name);
+  else
+    rq.workflow_types = names_of(&a.workflow_types, wts);
+  if (rq.task_queues.overflow || rq.workflow_types.overflow)
+    printf("note: more than %d distinct task queues or workflow types, as "
+           "a live call would read them: allow rules naming that list do not "
+           "match, deny rules do\n",
+           TG_NAMES_MAX);
   printf("policy (mode %s):\n", cfg->authz_mode == TG_AUTHZ_ENFORCE  ? "enforce"
                                 : cfg->authz_mode == TG_AUTHZ_SHADOW ? "shadow"
                                                                      : "off");

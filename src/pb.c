@@ -213,3 +213,38 @@ int tg_pb_foreach(const uint8_t *buf, size_t len, uint32_t field_num,
     return TG_PB_ERR_MALFORMED;
   return each(buf, len, field_num, cb, arg);
 }
+
+static int foreach_path(const uint8_t *buf, size_t len, const uint32_t *path,
+                        size_t n, size_t d, int strings,
+                        int (*cb)(const uint8_t *p, size_t len, void *arg),
+                        void *arg) {
+  size_t pos = 0;
+  field f;
+  if (each(buf, len, path[d], NULL, NULL) != 0)
+    return TG_PB_ERR_MALFORMED;
+  while (pos < len) {
+    if (next_field(buf, len, &pos, &f) != 0)
+      return TG_PB_ERR_MALFORMED;
+    if (f.num != path[d])
+      continue;
+    int rv;
+    if (d + 1 < n)
+      rv = foreach_path(f.val, f.vlen, path, n, d + 1, strings, cb, arg);
+    else if (strings && !utf8_valid(f.val, f.vlen))
+      rv = TG_PB_ERR_MALFORMED;
+    else
+      rv = cb(f.val, f.vlen, arg);
+    if (rv != 0)
+      return rv;
+  }
+  return 0;
+}
+
+int tg_pb_foreach_path(const uint8_t *buf, size_t len, const uint32_t *path,
+                       size_t n, int strings,
+                       int (*cb)(const uint8_t *p, size_t len, void *arg),
+                       void *arg) {
+  if (n == 0 || n > TG_PB_MAX_DEPTH)
+    return TG_PB_ERR_MALFORMED;
+  return foreach_path(buf, len, path, n, 0, strings, cb, arg);
+}

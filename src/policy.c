@@ -294,6 +294,18 @@ static long pol_mark(const tg_policy *p, const char *pat, uint64_t *bits) {
   return hits;
 }
 
+/* The family entry (tg_method.family) whose service pat names, by its
+ * "Service/" name or its path prefix; NULL when none. */
+static const tg_method *pol_family_of(const tg_policy *p, const char *pat) {
+  for (size_t i = 0; i < p->nmethods; i++) {
+    const tg_method *m = tg_method_at(i);
+    if (m->family && (!strncmp(pat, m->name, strlen(m->name) - 1) ||
+                      !strncmp(pat, m->path, m->path_len - 1)))
+      return m;
+  }
+  return NULL;
+}
+
 /* Compiles a list of method patterns into a new bitmap. what names the list
  * in error messages. */
 static uint64_t *pol_methods(const tg_policy *p, const tg_strlist *l,
@@ -314,8 +326,16 @@ static uint64_t *pol_methods(const tg_policy *p, const tg_strlist *l,
       goto fail;
     }
     if (hits == 0) {
-      pol_err(err, errlen, "%s: method pattern \"%s\" matches no known method",
-              what, pat);
+      const tg_method *fam = pol_family_of(p, pat);
+      if (fam)
+        pol_err(err, errlen,
+                "%s: method pattern \"%s\" matches no known method (the "
+                "methods of a service whose descriptors tgate does not have "
+                "are one entry: \"%s\")",
+                what, pat, fam->name);
+      else
+        pol_err(err, errlen,
+                "%s: method pattern \"%s\" matches no known method", what, pat);
       goto fail;
     }
   }
@@ -411,6 +431,49 @@ fail:
 
 /* ---- deciding ---- */
 
+/* Does a rule's task_queues (workflow_types) list g match the values x the
+ * request names? carries: the method's request type can name one. what
+ * ("task queue") and list ("task_queues") word the reason in why. */
+static int pol_names_match(const pol_globs *g, int allow, size_t carries,
+                           const tg_names *x, const char *what,
+                           const char *list, char *why, size_t whylen) {
+  char show[POL_SHOW_MAX + 4];
+  if (!carries)
+    return 1;
+  if (x->overflow) {
+    if (!allow)
+      return 1;
+    if (why)
+      snprintf(why, whylen, "request names more than %d %ss", TG_NAMES_MAX,
+               what);
+    return 0;
+  }
+  for (size_t i = 0; i < x->n; i++) {
+    int hit = pol_globs_any(g, x->v[i].p, x->v[i].len);
+    if (hit && !allow)
+      return 1;
+    if (!hit && allow) {
+      if (why)
+        snprintf(why, whylen, "%s %s not in its %s", what,
+                 pol_show(show, x->v[i].p, x->v[i].len), list);
+      return 0;
+    }
+  }
+  if (allow)
+    return 1;
+  if (!why)
+    return 0;
+  if (x->n == 0)
+    snprintf(why, whylen, "request names no %s", what);
+  else if (x->n == 1)
+    snprintf(why, whylen, "%s %s not in its %s", what,
+             pol_show(show, x->v[0].p, x->v[0].len), list);
+  else
+    snprintf(why, whylen, "none of the request's %zu %ss in its %s", x->n, what,
+             list);
+  return 0;
+}
+
 /* Does rule r match the request with namespace ns (the request's own, or
  * one a command names)? When why is given, says why not. */
 static int pol_rule_match(const pol_rule *r, size_t mi,
@@ -450,33 +513,16 @@ static int pol_rule_match(const pol_rule *r, size_t mi,
       return 0;
     }
   }
-  if (r->task_queues.n) {
-    if (!rq->has_task_queue) {
-      if (why)
-        snprintf(why, whylen, "request has no task queue");
-      return 0;
-    }
-    if (!pol_globs_any(&r->task_queues, rq->task_queue.p, rq->task_queue.len)) {
-      if (why)
-        snprintf(why, whylen, "task queue %s not in its task_queues",
-                 pol_show(show, rq->task_queue.p, rq->task_queue.len));
-      return 0;
-    }
-  }
-  if (r->workflow_types.n) {
-    if (!rq->has_workflow_type) {
-      if (why)
-        snprintf(why, whylen, "request has no workflow type");
-      return 0;
-    }
-    if (!pol_globs_any(&r->workflow_types, rq->workflow_type.p,
-                       rq->workflow_type.len)) {
-      if (why)
-        snprintf(why, whylen, "workflow type %s not in its workflow_types",
-                 pol_show(show, rq->workflow_type.p, rq->workflow_type.len));
-      return 0;
-    }
-  }
+  if (r->task_queues.n &&
+      !pol_names_match(&r->task_queues, r->allow, rq->method->ntask_queues,
+                       &rq->task_queues, "task queue", "task_queues", why,
+                       whylen))
+    return 0;
+  if (r->workflow_types.n &&
+      !pol_names_match(&r->workflow_types, r->allow,
+                       rq->method->nworkflow_types, &rq->workflow_types,
+                       "workflow type", "workflow_types", why, whylen))
+    return 0;
   return 1;
 }
 
@@ -505,8 +551,15 @@ static void pol_rules(const tg_policy *p, size_t mi, const tg_authz_request *rq,
       return;
     }
     if (pol_rule_match(r, mi, rq, ns, nslen, why, sizeof(why))) {
-      pol_trace(trace, arg, "%srule %zu (line %zu, %s): matches", label, i + 1,
-                r->line, r->allow ? "allow" : "deny");
+      int tq_na = r->task_queues.n && !rq->method->ntask_queues;
+      int wt_na = r->workflow_types.n && !rq->method->nworkflow_types;
+      pol_trace(trace, arg, "%srule %zu (line %zu, %s): matches%s%s%s%s", label,
+                i + 1, r->line, r->allow ? "allow" : "deny",
+                tq_na || wt_na ? " (this method's request cannot name " : "",
+                tq_na ? "a task queue" : "", tq_na && wt_na ? " or " : "",
+                tq_na || wt_na ? (wt_na ? "a workflow type: not restricted)"
+                                        : ": not restricted)")
+                               : "");
       if (r->allow && *allow_rule < 0)
         *allow_rule = (int)i;
       if (!r->allow && *deny_rule < 0)

@@ -274,14 +274,13 @@ static int name_is(const nghttp2_nv *nv, const char *name) {
   return n && nv->namelen == n && memcmp(nv->name, name, n) == 0;
 }
 
-/* The request headers that go upstream: besides hop-by-hop fields, a
- * client may not speak for tgate: temporal-principal-* and the subject
- * header tgate sets are dropped; the client's credential headers
+/* Is the client's field nv (a request header or trailer) kept from the
+ * upstream? A client may not speak for tgate: temporal-principal-* and the
+ * subject header tgate sets are dropped; the client's credential headers
  * (token_header and api_key_header) are dropped when forward_authorization
  * is strip or when tgate presents its own (upstream.credentials, which
- * also replaces any field of that name). The verified subject and tgate's
- * credentials are appended. Returns the count or -1. */
-static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
+ * also replaces any field of that name). */
+static int request_field_dropped(const tg_relay *r, const nghttp2_nv *nv) {
   const tg_gen *g = r->gen;
   const tg_config *cfg = g->cfg;
   const char *token_header =
@@ -289,6 +288,21 @@ static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
   const char *key_header = cfg->authn ? cfg->authn->api_key_header : NULL;
   int drop_creds =
       cfg->forward_authorization == TG_FWD_AUTH_STRIP || g->upstream_cred;
+  if (nv->namelen >= 19 && memcmp(nv->name, "temporal-principal-", 19) == 0)
+    return 1;
+  if (name_is(nv, cfg->subject_header))
+    return 1;
+  if (g->upstream_cred && name_is(nv, g->upstream_cred_header))
+    return 1;
+  return drop_creds && (name_is(nv, token_header) || name_is(nv, key_header));
+}
+
+/* The request headers that go upstream: besides hop-by-hop fields, those
+ * request_field_dropped refuses; the verified subject and tgate's
+ * credentials are appended. Returns the count or -1. */
+static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
+  const tg_gen *g = r->gen;
+  const tg_config *cfg = g->cfg;
   size_t ours = 0; /* fields appended here: the last ones */
   if (r->claims.subject && cfg->subject_header) {
     if (tg_hdrs_add(&r->req_hdrs, (const uint8_t *)cfg->subject_header,
@@ -312,19 +326,7 @@ static ssize_t request_nv(tg_relay *r, nghttp2_nv **out) {
     return -1;
   size_t k = 0;
   for (size_t i = 0; i < (size_t)n; i++) {
-    if (i + ours >= (size_t)n) {
-      nv[k++] = nv[i];
-      continue;
-    }
-    if (nv[i].namelen >= 19 &&
-        memcmp(nv[i].name, "temporal-principal-", 19) == 0)
-      continue;
-    if (name_is(&nv[i], cfg->subject_header))
-      continue;
-    if (g->upstream_cred && name_is(&nv[i], g->upstream_cred_header))
-      continue;
-    if (drop_creds &&
-        (name_is(&nv[i], token_header) || name_is(&nv[i], key_header)))
+    if (i + ours < (size_t)n && request_field_dropped(r, &nv[i]))
       continue;
     nv[k++] = nv[i];
   }
@@ -350,11 +352,26 @@ static void credit(tg_h2conn *from, int32_t sid, size_t *preconsumed, size_t n,
   }
 }
 
+/* The trailers that follow a body: hop-by-hop fields removed and, for the
+ * request's (req not NULL), what request_field_dropped refuses. Returns
+ * the count or -1. */
+static ssize_t trailers_nv(tg_hdrs *trailers, const tg_relay *req,
+                           nghttp2_nv **out) {
+  ssize_t n = forward_nv(trailers, out);
+  if (n < 0 || !req)
+    return n;
+  size_t k = 0;
+  for (size_t i = 0; i < (size_t)n; i++)
+    if (!request_field_dropped(req, &(*out)[i]))
+      (*out)[k++] = (*out)[i];
+  return (ssize_t)k;
+}
+
 static ssize_t body_read(nghttp2_session *session, int32_t stream_id,
                          uint8_t *buf, size_t length, uint32_t *flags,
                          tg_bytequeue *body, int eof, tg_hdrs *trailers,
-                         tg_h2conn *from, int32_t from_sid, size_t *preconsumed,
-                         int stream_only) {
+                         const tg_relay *req, tg_h2conn *from, int32_t from_sid,
+                         size_t *preconsumed, int stream_only) {
   size_t avail = tg_bytequeue_len(body);
   size_t n = avail < length ? avail : length;
   if (n) {
@@ -365,7 +382,7 @@ static ssize_t body_read(nghttp2_session *session, int32_t stream_id,
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (trailers->n) {
       nghttp2_nv *nv;
-      ssize_t cnt = forward_nv(trailers, &nv);
+      ssize_t cnt = trailers_nv(trailers, req, &nv);
       if (cnt < 0)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
       *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -386,7 +403,7 @@ static ssize_t req_read_cb(nghttp2_session *session, int32_t stream_id,
   if (r->up_cancel)
     return NGHTTP2_ERR_DEFERRED; /* the reset follows the HEADERS */
   ssize_t n = body_read(session, stream_id, buf, length, flags, &r->req_body,
-                        r->req_eof, &r->req_trailers, r->down, r->down_sid,
+                        r->req_eof, &r->req_trailers, r, r->down, r->down_sid,
                         &r->req_preconsumed, 0);
   return n;
 }
@@ -396,7 +413,7 @@ static ssize_t resp_read_cb(nghttp2_session *session, int32_t stream_id,
                             nghttp2_data_source *source, void *user_data) {
   tg_relay *r = source->ptr;
   ssize_t n = body_read(session, stream_id, buf, length, flags, &r->resp_body,
-                        r->resp_eof, &r->resp_trailers, r->up, r->up_sid,
+                        r->resp_eof, &r->resp_trailers, NULL, r->up, r->up_sid,
                         &r->resp_preconsumed, 1);
   if (n > 0) {
     r->resp_bytes += (size_t)n;

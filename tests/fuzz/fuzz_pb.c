@@ -6,7 +6,11 @@
  * walked for its repeated field 2. Checked: results are slices of the input
  * and UTF-8 (against a plain reference decoder); a malformed top level fails
  * every call and gets no callback; and merging: reading [a, rest...] equals
- * reading [rest...] over the concatenated occurrences of a.
+ * reading [rest...] over the concatenated occurrences of a. tg_pb_foreach_path
+ * over the same paths (strings at the last step) agrees with
+ * tg_pb_get_string: it fails exactly when that does, visits something
+ * exactly when that finds the string, and visits it last; over one step it
+ * visits what tg_pb_foreach does.
  */
 #include "tg_pb.h"
 
@@ -81,6 +85,17 @@ static int fuzz_stop_second(const uint8_t *p, size_t len, void *arg) {
   return ++*(int *)arg == 2 ? 7 : 0;
 }
 
+/* Keeps the last visited string: last its end, catlen its length. */
+static int fuzz_last(const uint8_t *p, size_t len, void *arg) {
+  fuzz_walk *w = arg;
+  if (p < w->base || p > w->end || len > (size_t)(w->end - p))
+    abort();
+  w->last = p + len;
+  w->catlen = len;
+  w->n++;
+  return 0;
+}
+
 static void fuzz_check_slice(const uint8_t *data, size_t size, int rv,
                              tg_slice s) {
   if (rv == 1) {
@@ -100,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int valid = tg_pb_validate(data, size);
   fuzz_walk w = {data, data + size, NULL, 0, NULL, 0};
   int stops = 0;
-  int rv;
+  int rv, rv_each;
   uint8_t *cat;
 
   if (valid != 0 && valid != TG_PB_ERR_MALFORMED)
@@ -117,6 +132,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     abort();
   if (stops != (rv != 0 ? 0 : w.n >= 2 ? 2 : (int)w.n))
     abort();
+  rv_each = rv;
+
+  {
+    static const uint32_t two = 2;
+    fuzz_walk one = {data, data + size, NULL, 0, NULL, 0};
+    if (tg_pb_foreach_path(data, size, &two, 1, 0, fuzz_visit, &one) !=
+            rv_each ||
+        one.n != w.n)
+      abort();
+  }
+  for (size_t i = 0; i < sizeof fuzz_paths / sizeof fuzz_paths[0]; i++) {
+    const tg_field_path *p = &fuzz_paths[i];
+    fuzz_walk v = {data, data + size, NULL, 0, NULL, 0};
+    tg_slice s;
+    int rvs = tg_pb_get_string(data, size, p, &s);
+    rv = tg_pb_foreach_path(data, size, p->f, p->len, 1, fuzz_last, &v);
+    if ((rv == 0) != (rvs >= 0) || (rv != 0 && rv != TG_PB_ERR_MALFORMED))
+      abort();
+    if (rv == 0 && (v.n != 0) != (rvs == 1))
+      abort();
+    if (rvs == 1 && (v.catlen != s.len || v.last != s.p + s.len))
+      abort();
+  }
 
   cat = malloc(size + 1);
   if (!cat)

@@ -3,9 +3,10 @@
  *
  * Input: five bytes (flags, method selector, system role, role on the
  * request's namespace, roles on the command namespaces), then lines: the
- * request's namespace, task queue, workflow type, subject, the command
- * namespaces (comma-separated), then policy lines. A policy line's first
- * byte is an op: 0x80 set starts a rule (allow when bit 0 is set); else
+ * request's namespace, task queues and workflow types (comma-separated, at
+ * most 8 each; flags 64 and 128 mark each list overflowed), subject, the
+ * command namespaces (comma-separated), then policy lines. A policy line's
+ * first byte is an op: 0x80 set starts a rule (allow when bit 0 is set); else
  * op % 6 picks the list (methods, namespaces, subjects, task_queues,
  * workflow_types of the current rule, or disabled_methods) and the rest of
  * the line is the pattern, or, with 0x40 set on a method list, the bytes
@@ -29,6 +30,7 @@
 #define FUZZ_MAX_RULES 16
 #define FUZZ_MAX_PATTERNS 32
 #define FUZZ_MAX_EXTRA 64
+#define FUZZ_MAX_NAMES 8
 #define FUZZ_REC_MAX 16 /* the recursive reference is exponential */
 
 typedef struct fuzz_str {
@@ -119,6 +121,24 @@ static int fuzz_list_any(const tg_strlist *l, const void *s, size_t len) {
   return 0;
 }
 
+/* A rule's task_queues / workflow_types list: not restricting when the
+ * method cannot name one; overflow: allow no, deny yes; allow: every value
+ * in the list; deny: any value. */
+static int fuzz_names_match(const tg_strlist *l, int allow, size_t carries,
+                            const tg_names *x) {
+  int all = 1, any = 0;
+  if (!carries)
+    return 1;
+  if (x->overflow)
+    return !allow;
+  for (size_t i = 0; i < x->n; i++) {
+    int hit = fuzz_list_any(l, x->v[i].p, x->v[i].len);
+    all &= hit;
+    any |= hit;
+  }
+  return allow ? all : any;
+}
+
 static int fuzz_rule_match(const tg_authz_rule_cfg *r, const tg_method *m,
                            const tg_authz_request *rq, const void *ns,
                            size_t nslen) {
@@ -130,14 +150,12 @@ static int fuzz_rule_match(const tg_authz_rule_cfg *r, const tg_method *m,
   if (r->subjects.n &&
       (!subj || !fuzz_list_any(&r->subjects, subj, strlen(subj))))
     return 0;
-  if (r->task_queues.n &&
-      (!rq->has_task_queue ||
-       !fuzz_list_any(&r->task_queues, rq->task_queue.p, rq->task_queue.len)))
+  if (r->task_queues.n && !fuzz_names_match(&r->task_queues, r->allow,
+                                            m->ntask_queues, &rq->task_queues))
     return 0;
   if (r->workflow_types.n &&
-      (!rq->has_workflow_type ||
-       !fuzz_list_any(&r->workflow_types, rq->workflow_type.p,
-                      rq->workflow_type.len)))
+      !fuzz_names_match(&r->workflow_types, r->allow, m->nworkflow_types,
+                        &rq->workflow_types))
     return 0;
   return 1;
 }
@@ -262,6 +280,28 @@ static char *fuzz_method_pattern(fuzz_str l) {
   return s;
 }
 
+/* A comma-separated list of distinct values, as tg_names. */
+static tg_names fuzz_names(fuzz_str l, tg_slice *v, int overflow) {
+  const uint8_t *s = l.p, *e = l.p + l.len;
+  size_t n = 0;
+  for (;;) {
+    const uint8_t *comma = memchr(s, ',', (size_t)(e - s));
+    size_t len = comma ? (size_t)(comma - s) : (size_t)(e - s), i;
+    for (i = 0; i < n; i++)
+      if (v[i].len == len && (!len || !memcmp(v[i].p, s, len)))
+        break;
+    if (i == n && n < FUZZ_MAX_NAMES) {
+      v[n].p = s;
+      v[n].len = len;
+      n++;
+    }
+    if (!comma)
+      break;
+    s = comma + 1;
+  }
+  return (tg_names){v, n, overflow != 0};
+}
+
 static void fuzz_free_list(tg_strlist *l) {
   for (size_t i = 0; i < l->n; i++)
     free(l->v[i]);
@@ -271,7 +311,7 @@ static void fuzz_free_list(tg_strlist *l) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   tg_config cfg;
   tg_authz_rule_cfg rules[FUZZ_MAX_RULES];
-  tg_slice extra[FUZZ_MAX_EXTRA];
+  tg_slice extra[FUZZ_MAX_EXTRA], tqs[FUZZ_MAX_NAMES], wts[FUZZ_MAX_NAMES];
   fuzz_str fields[5];
   tg_claims claims;
   tg_authz_request rq;
@@ -378,16 +418,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         tg_claims_grant(&claims, (const char *)rq.ns.p, rq.ns.len, nsrole & 15))
       abort();
   }
-  if (nfields > 1 && (flags & 2)) {
-    rq.has_task_queue = 1;
-    rq.task_queue.p = fields[1].p;
-    rq.task_queue.len = fields[1].len;
-  }
-  if (nfields > 2 && (flags & 4)) {
-    rq.has_workflow_type = 1;
-    rq.workflow_type.p = fields[2].p;
-    rq.workflow_type.len = fields[2].len;
-  }
+  if (nfields > 1 && (flags & 2))
+    rq.task_queues = fuzz_names(fields[1], tqs, flags & 64);
+  if (nfields > 2 && (flags & 4))
+    rq.workflow_types = fuzz_names(fields[2], wts, flags & 128);
   if (nfields > 3 && (flags & 16) &&
       tg_claims_set_subject(&claims, (const char *)fields[3].p, fields[3].len))
     abort();

@@ -4,8 +4,10 @@
 // Identities are API keys (tgate apikey new), each with Temporal permissions.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawnSync } = require('node:child_process');
+const crypto = require('node:crypto');
 const fs = require('node:fs');
+const http2 = require('node:http2');
 const path = require('node:path');
 const zlib = require('node:zlib');
 const proto = require('@temporalio/proto');
@@ -27,6 +29,10 @@ function newKey(subject, perms) {
     ...perms.flatMap((p) => ['--permission', p])], { encoding: 'utf8' });
   return { key: /#\s+(tgk_\S+)/.exec(out)[1], entry: out.split('\n').filter((l) => !l.startsWith('#')).join('\n') };
 }
+
+const NAMING_METHODS = ['StartWorkflowExecution', 'SignalWithStartWorkflowExecution', 'ExecuteMultiOperation',
+  'CreateSchedule', 'UpdateSchedule', 'RespondWorkflowTaskCompleted', 'PollWorkflowTaskQueue']
+  .map((m) => `WorkflowService/${m}`);
 
 function authzYaml(file, extra = '') {
   return [
@@ -50,6 +56,23 @@ function authzYaml(file, extra = '') {
     '    - effect: deny',
     '      methods: ["@admin"]',
     '      namespaces: ["prod-*"]',
+    // Deny rules on what the request names, wherever it names it; scoped by methods (a method
+    // whose request cannot name one is not restricted by the list: without methods, the rules
+    // would deny every other call in team-a).
+    '    - effect: deny',
+    `      methods: &names ${JSON.stringify(NAMING_METHODS)}`,
+    '      namespaces: ["team-a"]',
+    '      workflow_types: ["Forbidden*"]',
+    '    - effect: deny',
+    '      methods: *names',
+    '      namespaces: ["team-a"]',
+    '      task_queues: ["forbidden-*"]',
+    // The authorization issue's example: a worker allowed on its task queues by a rule alone.
+    '    - effect: allow',
+    '      methods: ["@worker"]',
+    '      namespaces: ["payments"]',
+    '      subjects: ["pay-worker-*"]',
+    '      task_queues: ["payments-*"]',
     extra,
   ].join('\n');
 }
@@ -61,7 +84,9 @@ before(async () => {
     readerA: ['reader-a', ['team-a:read']],
     workerA: ['worker-a', ['team-a:worker']],
     sysAdmin: ['ops', ['temporal-system:admin']],
+    nsAdmin: ['team-a-admin', ['team-a:admin']],
     starter: ['starter-1', []],
+    payWorker: ['pay-worker-1', []],
     nobody: ['nobody', []],
   };
   const entries = [];
@@ -87,13 +112,21 @@ after(async () => {
 
 let seq = 0;
 /** A raw call; body is the serialized request (Buffer) or {frames: Buffer[]} for custom framing. */
+const pathOf = (method) => (method.startsWith('/') ? method
+  : method.includes('/') ? `/temporal.api.${method.split('/')[0].toLowerCase()}.v1.${method}` : `${WS}/${method}`);
+
+/**
+ * A raw call; body is the serialized request (Buffer) or {frames: Buffer[]} for custom framing.
+ * method: "Method" (WorkflowService), "OperatorService/Method" or a full path.
+ */
 async function call(method, key, body, { headers = {}, raw = null, session = s } = {}) {
   const marker = `m-${++seq}`;
   const hdrs = { 'x-marker': marker, ...headers };
   if (key) hdrs.authorization = `Bearer ${key}`;
+  const p = pathOf(method);
   const r = raw
-    ? await raw(session, `${WS}/${method}`, h.grpcHeaders(`${WS}/${method}`, hdrs))
-    : await h.unaryCall(session, `${WS}/${method}`, body, hdrs);
+    ? await raw(session, p, h.grpcHeaders(p, hdrs))
+    : await h.unaryCall(session, p, body, hdrs);
   r.reached = fe.calls.some((c) => c.metadata['x-marker'] === marker);
   return r;
 }
@@ -107,6 +140,7 @@ const start = (ns, tq = 'q', type = 'Wf') => enc('StartWorkflowExecutionRequest'
 function assertDenied(r, status = 7, what = '') {
   assert.equal(r.status, status, `${what}: expected status ${status}, got ${JSON.stringify(r.trailers || r.headers)}`);
   assert.equal(r.reached, false, `${what}: the call reached the frontend`);
+  assert.equal(r.trailersOnly, true, `${what}: not a trailers-only response: ${JSON.stringify({ headers: r.headers, trailers: r.trailers })}`);
 }
 function assertAllowed(r, what = '') {
   assert.equal(r.status, 0, `${what}: ${JSON.stringify(r.trailers || r.headers)}`);
@@ -185,7 +219,8 @@ test('bypass: a message split into 1-byte DATA frames is decided on the whole me
     req.on('error', () => {});
     req.on('close', () => {
       const t = res.trailers || res.headers || {};
-      resolve({ status: t['grpc-status'] == null ? null : Number(t['grpc-status']), message: t['grpc-message'], headers: res.headers, trailers: res.trailers });
+      resolve({ status: t['grpc-status'] == null ? null : Number(t['grpc-status']), message: t['grpc-message'], headers: res.headers, trailers: res.trailers,
+        trailersOnly: !!res.headers && !res.trailers && res.headers['grpc-status'] !== undefined });
     });
     (async () => {
       for (let i = 0; i < frame.length; i++) {
@@ -250,43 +285,147 @@ test('shadow mode lets everything through and logs each would-be denial', { time
   cleanups.push(() => tg2.stop());
   const s2 = await h.h2connect(tg2.port);
   cleanups.push(() => h.closeSessions([s2]));
-  assertAllowed(await call('StartWorkflowExecution', keys.readerA, start('team-a'), { session: s2 }), 'shadow');
-  assert.match(tg2.log(), /shadow mode, would deny: .*StartWorkflowExecution|would deny/);
+  assertAllowed(await call('DescribeNamespace', keys.writerA, describe('team-a'), { session: s2 }), 'allowed anyway');
+  assertAllowed(await call('StartWorkflowExecution', keys.readerA, start('team-a'), { session: s2 }), 'shadow: role');
+  assertAllowed(await call('TerminateWorkflowExecution', keys.sysAdmin,
+    enc('TerminateWorkflowExecutionRequest', { namespace: 'team-a' }), { session: s2 }), 'shadow: disabled method');
+  // One line per would-be denial, naming the method, the reason and the subject.
+  const esc = (x) => x.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const wouldDeny = (method, reason, subject) => new RegExp(
+    `: ${esc(`${WS}/${method}`)}: shadow mode, would deny: ${esc(reason)} \\(subject ${esc(subject)}\\)$`);
+  await h.waitFor(() => (tg2.log().match(/would deny/g) || []).length >= 2, 5000, 'two would-deny lines');
+  const lines = tg2.log().split('\n').filter((l) => /would deny/.test(l));
+  assert.equal(lines.length, 2, `exactly the two would-be denials:\n${lines.join('\n')}`);
+  const role = wouldDeny('StartWorkflowExecution', 'denied: needs write on namespace team-a, holds read', 'reader-a');
+  const disabled = wouldDeny('TerminateWorkflowExecution', 'denied: method disabled', 'ops');
+  assert.match(lines[0], role);
+  assert.match(lines[1], disabled);
+  assert.doesNotMatch(lines[1], role);
+  assert.doesNotMatch(lines[0], disabled);
 });
 
-test('tgate explain agrees with the live decision', { timeout: T }, async () => {
-  const cases = [
-    ['writerA', 'StartWorkflowExecution', 'team-a', 'q'],
-    ['writerA', 'StartWorkflowExecution', 'team-b', 'q'],
-    ['readerA', 'StartWorkflowExecution', 'team-a', 'q'],
-    ['readerA', 'DescribeNamespace', 'team-a', null],
-    ['workerA', 'PollActivityTaskQueue', 'team-a', 'q'],
-    ['workerA', 'StartWorkflowExecution', 'team-a', 'q'],
-    ['starter', 'StartWorkflowExecution', 'shared', 'public-7'],
-    ['starter', 'StartWorkflowExecution', 'shared', 'private-7'],
-    ['sysAdmin', 'TerminateWorkflowExecution', 'team-a', null],
-    ['sysAdmin', 'UpdateNamespace', 'prod-eu', null],
-    ['nobody', 'GetSystemInfo', '', null],
-  ];
+/** An RS256 JWT signed with key (kid k1) for the issuer of the explain test. */
+function jwt(key, claims) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const data = `${b64({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${b64({
+    iss: 'https://issuer.authz.test', aud: 'temporal', iat: now, exp: now + 3600, ...claims,
+  })}`;
+  return `${data}.${crypto.sign('sha256', Buffer.from(data), key).toString('base64url')}`;
+}
+
+test('tgate explain agrees with the live decision, for an API key, a client certificate and a JWT', { timeout: T * 2 }, async () => {
+  // A second gateway takes all three credentials (TLS with an optional client certificate).
+  const dir = h.tempDir('tgate-explain-');
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pub = path.join(dir, 'jwt.pub.pem');
+  fs.writeFileSync(pub, publicKey.export({ type: 'spki', format: 'pem' }));
+  const yaml = authzYaml(keys.file).replace('  require: [api_key]\n', [
+    '  require: []',
+    '  jwt:',
+    `    key_sources: [${JSON.stringify(`pem:${pub}#k1`)}]`,
+    '    issuer: "https://issuer.authz.test"',
+    '    audience: temporal',
+    '  client_certs:',
+    '    - match: { uri_san: "spiffe://tgate.dev/ns/{ns}/*" }',
+    '      permissions: ["{ns}:worker"]',
+    '',
+  ].join('\n'));
+  const tg8 = await h.startTgate({ upstream: fe.port, tls: 'optional', extraYaml: yaml });
+  cleanups.push(() => tg8.stop());
+  const c = h.certs();
+  const withCert = await h.h2connect(tg8.port, { tls: { ca: c.ca, ...c.pair('worker-a') } });
+  const noCert = await h.h2connect(tg8.port, { tls: { ca: c.ca } });
+  cleanups.push(() => h.closeSessions([withCert, noCert]));
+  const tokens = {
+    'team-a:write': jwt(privateKey, { sub: 'jwt-writer', permissions: ['team-a:write'] }),
+    'temporal-system:admin': jwt(privateKey, { sub: 'jwt-ops', permissions: ['temporal-system:admin'] }),
+  };
+
+  const complete = (ns, tq) => enc('RespondWorkflowTaskCompletedRequest', {
+    namespace: ns, taskToken: Buffer.from('tok'), identity: 'w',
+    commands: tq ? [{
+      commandType: enums.CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+      scheduleActivityTaskCommandAttributes: { activityId: '1', activityType: { name: 'A' }, taskQueue: { name: tq } },
+    }] : [],
+  });
   const bodies = {
-    StartWorkflowExecution: (ns, tq) => start(ns, tq),
+    StartWorkflowExecution: (ns, tq) => start(ns, tq || 'q'),
     DescribeNamespace: (ns) => describe(ns),
     PollActivityTaskQueue: (ns, tq) => enc('PollActivityTaskQueueRequest', { namespace: ns, taskQueue: { name: tq } }),
     TerminateWorkflowExecution: (ns) => enc('TerminateWorkflowExecutionRequest', { namespace: ns }),
     UpdateNamespace: (ns) => enc('UpdateNamespaceRequest', { namespace: ns }),
     GetSystemInfo: () => enc('GetSystemInfoRequest', {}),
+    RespondWorkflowTaskCompleted: complete,
+    'OperatorService/ListClusters': () => Buffer.from(proto.temporal.api.operatorservice.v1.ListClustersRequest.encode({}).finish()),
+    ListNamespaces: () => enc('ListNamespacesRequest', {}),
   };
-  for (const [who, method, ns, tq] of cases) {
-    const live = await call(method, keys[who], bodies[method](ns, tq));
-    const args = ['explain', '-c', tg.configFile, '--method', method, '--api-key', keys[who]];
+  // [credential, method, namespace, task queue]: explain is given the namespace and the task
+  // queue; the live request carries them where its message has room for them.
+  const cases = [
+    ['key:writerA', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['key:writerA', 'StartWorkflowExecution', 'team-b', 'q'],
+    ['key:readerA', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['key:readerA', 'DescribeNamespace', 'team-a', null],
+    ['key:workerA', 'PollActivityTaskQueue', 'team-a', 'q'],
+    ['key:workerA', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['key:starter', 'StartWorkflowExecution', 'shared', 'public-7'],
+    ['key:starter', 'StartWorkflowExecution', 'shared', 'private-7'],
+    ['key:sysAdmin', 'TerminateWorkflowExecution', 'team-a', null],
+    ['key:sysAdmin', 'UpdateNamespace', 'prod-eu', null],
+    ['key:nobody', 'GetSystemInfo', '', null],
+    // A task queue on RespondWorkflowTaskCompleted (its commands name queues): a deny rule.
+    ['key:writerA', 'RespondWorkflowTaskCompleted', 'team-a', 'forbidden-1'],
+    ['key:writerA', 'RespondWorkflowTaskCompleted', 'team-a', 'q'],
+    // The rule-allowed worker of the issue's example: its queues, another queue.
+    ['key:payWorker', 'RespondWorkflowTaskCompleted', 'payments', 'payments-io'],
+    ['key:payWorker', 'RespondWorkflowTaskCompleted', 'payments', 'billing'],
+    // A --task-queue the request cannot carry is ignored, as is a --namespace of a
+    // cluster-scoped method (both used to change explain's answer).
+    ['key:payWorker', 'DescribeNamespace', 'payments', 'billing'],
+    ['key:writerA', 'DescribeNamespace', 'team-a', 'forbidden-5'],
+    ['key:sysAdmin', 'OperatorService/ListClusters', 'prod-eu', null],
+    ['key:sysAdmin', 'ListNamespaces', 'prod-eu', null],
+    // A client certificate (worker-a: worker on team-a) and JWTs.
+    ['cert:worker-a', 'PollActivityTaskQueue', 'team-a', 'q'],
+    ['cert:worker-a', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['cert:worker-a', 'RespondWorkflowTaskCompleted', 'team-a', 'q'],
+    ['cert:worker-a', 'RespondWorkflowTaskCompleted', 'team-a', 'forbidden-2'],
+    ['cert:worker-a', 'DescribeNamespace', 'team-b', null],
+    ['token:team-a:write', 'StartWorkflowExecution', 'team-a', 'q'],
+    ['token:team-a:write', 'StartWorkflowExecution', 'team-a', 'forbidden-3'],
+    ['token:team-a:write', 'StartWorkflowExecution', 'team-b', 'q'],
+    ['token:team-a:write', 'DescribeNamespace', 'team-a', 'forbidden-4'],
+    ['token:temporal-system:admin', 'OperatorService/ListClusters', 'prod-eu', null],
+    ['token:temporal-system:admin', 'UpdateNamespace', 'prod-eu', null],
+  ];
+  const seen = { allow: 0, deny: 0 };
+  for (const [cred, method, ns, tq] of cases) {
+    const [kind, ...rest] = cred.split(':');
+    const who = rest.join(':');
+    const args = ['explain', '-c', kind === 'key' ? tg.configFile : tg8.configFile, '--method', method];
+    const body = bodies[method](ns, tq);
+    let live;
+    if (kind === 'key') {
+      live = await call(method, keys[who], body);
+      args.push('--api-key', keys[who]);
+    } else if (kind === 'cert') {
+      live = await call(method, null, body, { session: withCert });
+      args.push('--cert', c.paths[who].cert);
+    } else {
+      live = await call(method, tokens[who], body, { session: noCert });
+      args.push('--token', tokens[who]);
+    }
     if (ns) args.push('--namespace', ns);
     if (tq) args.push('--task-queue', tq);
-    const r = require('node:child_process').spawnSync(h.TGATE_BIN, args, { cwd: h.ROOT, encoding: 'utf8' });
+    const r = spawnSync(h.TGATE_BIN, args, { cwd: h.ROOT, encoding: 'utf8' });
     const explained = r.status === 0 ? 'allow' : r.status === 1 ? 'deny' : `error ${r.status}: ${r.stderr}`;
     const actual = live.status === 0 ? 'allow' : live.status === 7 ? 'deny' : `status ${live.status}`;
-    assert.equal(explained, actual, `${who} ${method} ${ns}/${tq}:\n${r.stdout}`);
+    assert.equal(explained, actual, `${cred} ${method} ${ns}/${tq}:\n${r.stdout}${r.stderr}`);
     assert.match(r.stdout, /^decision: (ALLOW|DENY)/m);
+    seen[actual]++;
   }
+  assert.ok(seen.allow >= 10 && seen.deny >= 10, JSON.stringify(seen));
 });
 
 test('identity headers: client-sent temporal-principal-* and subject headers are dropped; tgate sets the verified subject', { timeout: T }, async () => {
@@ -354,6 +493,195 @@ test('sticky polls are matched on their normal queue; normal_name counts only fo
     poll('private-1', kinds.TASK_QUEUE_KIND_NORMAL, 'public-1')), 7, 'normal_name on a normal queue is ignored');
   assertDenied(await call('PollWorkflowTaskQueue', keys.starter,
     poll('123@host-abc', kinds.TASK_QUEUE_KIND_STICKY, 'private-1')), 7, 'sticky queue of a forbidden queue');
+});
+
+test('let-through: a deny rule on workflow_types / task_queues sees values named in nested messages', { timeout: T }, async () => {
+  const sw = (type = 'Wf', tq = 'q') => ({
+    namespace: 'team-a', workflowId: `w-${++seq}`, workflowType: { name: type }, taskQueue: { name: tq }, requestId: `r-${seq}`,
+  });
+  const multi = (type, tq) => enc('ExecuteMultiOperationRequest', {
+    namespace: 'team-a',
+    operations: [{ startWorkflow: sw(type, tq) }, { updateWorkflow: { namespace: 'team-a', workflowExecution: { workflowId: 'x' } } }],
+  });
+  assertDenied(await call('ExecuteMultiOperation', keys.writerA, multi('ForbiddenFlow', 'q')), 7, 'multi-op workflow type');
+  assertDenied(await call('ExecuteMultiOperation', keys.writerA, multi('Wf', 'forbidden-q')), 7, 'multi-op task queue');
+  assertAllowed(await call('ExecuteMultiOperation', keys.writerA, multi('Wf', 'q')), 'multi-op allowed');
+  const schedule = (type, tq) => ({
+    namespace: 'team-a', scheduleId: `s-${++seq}`,
+    schedule: { action: { startWorkflow: { workflowId: 'sw', workflowType: { name: type }, taskQueue: { name: tq } } } },
+  });
+  for (const m of ['CreateSchedule', 'UpdateSchedule']) {
+    assertDenied(await call(m, keys.writerA, enc(`${m}Request`, schedule('ForbiddenNightly', 'q'))), 7, `${m} workflow type`);
+    assertDenied(await call(m, keys.writerA, enc(`${m}Request`, schedule('Nightly', 'forbidden-cron'))), 7, `${m} task queue`);
+    assertAllowed(await call(m, keys.writerA, enc(`${m}Request`, schedule('Nightly', 'cron'))), `${m} allowed`);
+  }
+  assertDenied(await call('SignalWithStartWorkflowExecution', keys.writerA,
+    enc('SignalWithStartWorkflowExecutionRequest', { ...sw('ForbiddenFlow'), signalName: 's' })), 7, 'signal-with-start');
+  const C = enums.CommandType;
+  const complete = (commands, stickyAttributes) => enc('RespondWorkflowTaskCompletedRequest', {
+    namespace: 'team-a', taskToken: Buffer.from('tok'), identity: 'w', commands, stickyAttributes,
+  });
+  const activity = (tq) => ({ commandType: C.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+    scheduleActivityTaskCommandAttributes: { activityId: `a-${++seq}`, activityType: { name: 'A' }, taskQueue: { name: tq } } });
+  const child = (type, tq) => ({ commandType: C.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION,
+    startChildWorkflowExecutionCommandAttributes: { workflowId: `c-${++seq}`, workflowType: { name: type }, taskQueue: { name: tq } } });
+  const next = (type, tq) => ({ commandType: C.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION,
+    continueAsNewWorkflowExecutionCommandAttributes: { workflowType: { name: type }, taskQueue: { name: tq } } });
+  const sticky = (normalName) => ({
+    workerTaskQueue: { name: 'host-1-sticky', kind: enums.TaskQueueKind.TASK_QUEUE_KIND_STICKY, normalName },
+  });
+  const bad = [
+    ['activity', [activity('q'), activity('forbidden-acts')]],
+    ['child type', [child('ForbiddenChild', 'q')]],
+    ['child queue', [child('Child', 'forbidden-kids')]],
+    ['continue-as-new type', [next('ForbiddenNext', 'q')]],
+    ['continue-as-new queue', [next('Wf', 'forbidden-next')]],
+    ['sticky attributes', [activity('q')], sticky('forbidden-main')],
+  ];
+  for (const [what, commands, st] of bad) {
+    assertDenied(await call('RespondWorkflowTaskCompleted', keys.writerA, complete(commands, st)), 7, what);
+  }
+  assertAllowed(await call('RespondWorkflowTaskCompleted', keys.writerA,
+    complete([activity('q'), child('Child', 'q'), next('Wf', 'q')], sticky('q'))), 'completion allowed');
+  // The top level still counts, and a poll of a sticky queue is matched on its normal queue.
+  assertDenied(await call('PollWorkflowTaskQueue', keys.writerA, enc('PollWorkflowTaskQueueRequest', {
+    namespace: 'team-a', taskQueue: { name: 'host-2-sticky', kind: enums.TaskQueueKind.TASK_QUEUE_KIND_STICKY, normalName: 'forbidden-main' },
+  })), 7, 'sticky poll');
+});
+
+test('the issue\'s example: a worker allowed by a rule on its task queues alone can run', { timeout: T }, async () => {
+  const k = keys.payWorker;
+  const kinds = enums.TaskQueueKind;
+  const tq = (name, kind = kinds.TASK_QUEUE_KIND_NORMAL, normalName) => ({ name, kind, normalName });
+  assertAllowed(await call('DescribeNamespace', k, describe('payments')), 'describe');
+  assertAllowed(await call('PollWorkflowTaskQueue', k, enc('PollWorkflowTaskQueueRequest', {
+    namespace: 'payments', identity: 'w', taskQueue: tq('payments-main') })), 'poll');
+  assertAllowed(await call('PollWorkflowTaskQueue', k, enc('PollWorkflowTaskQueueRequest', {
+    namespace: 'payments', identity: 'w', taskQueue: tq('host-3-sticky', kinds.TASK_QUEUE_KIND_STICKY, 'payments-main') })), 'sticky poll');
+  assertAllowed(await call('PollActivityTaskQueue', k, enc('PollActivityTaskQueueRequest', {
+    namespace: 'payments', identity: 'w', taskQueue: tq('payments-io') })), 'activity poll');
+  const complete = (queues) => enc('RespondWorkflowTaskCompletedRequest', {
+    namespace: 'payments', taskToken: Buffer.from('tok'), identity: 'w',
+    commands: queues.map((q) => ({ commandType: enums.CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+      scheduleActivityTaskCommandAttributes: { activityId: q, activityType: { name: 'A' }, taskQueue: { name: q } } })),
+    stickyAttributes: { workerTaskQueue: tq('host-3-sticky', kinds.TASK_QUEUE_KIND_STICKY, 'payments-main') },
+  });
+  assertAllowed(await call('RespondWorkflowTaskCompleted', k, complete(['payments-main', 'payments-io'])), 'completion');
+  assertAllowed(await call('RespondWorkflowTaskCompleted', k, complete([])), 'completion without activities');
+  assertDenied(await call('RespondWorkflowTaskCompleted', k, complete(['payments-io', 'billing-io'])), 7, 'an activity elsewhere');
+  assertAllowed(await call('RespondWorkflowTaskFailed', k, enc('RespondWorkflowTaskFailedRequest', {
+    namespace: 'payments', taskToken: Buffer.from('tok') })), 'task failed');
+  for (const m of ['RespondActivityTaskCompleted', 'RecordActivityTaskHeartbeat', 'RespondActivityTaskFailed']) {
+    assertAllowed(await call(m, k, enc(`${m}Request`, { namespace: 'payments', taskToken: Buffer.from('tok') })), m);
+  }
+  assertAllowed(await call('ShutdownWorker', k, enc('ShutdownWorkerRequest', {
+    namespace: 'payments', stickyTaskQueue: 'host-3-sticky', identity: 'w', taskQueue: 'payments-main' })), 'shutdown');
+  assertDenied(await call('PollActivityTaskQueue', k, enc('PollActivityTaskQueueRequest', {
+    namespace: 'payments', taskQueue: tq('billing-io') })), 7, 'another queue');
+  assertDenied(await call('DescribeNamespace', k, describe('billing')), 7, 'another namespace');
+  assertDenied(await call('StartWorkflowExecution', k, enc('StartWorkflowExecutionRequest', {
+    namespace: 'payments', workflowId: 'x', workflowType: { name: 'Wf' }, taskQueue: { name: 'payments-main' } })), 7, 'not a worker call');
+});
+
+/**
+ * A raw h2c upstream that records every request (path, headers, trailers) and answers an empty
+ * message with grpc-status 0 (health checks included).
+ */
+function startRecorder() {
+  const seen = [];
+  const sessions = new Set();
+  const server = http2.createServer();
+  server.on('session', (x) => {
+    sessions.add(x);
+    x.on('close', () => sessions.delete(x));
+    x.on('error', () => {});
+  });
+  server.on('stream', (stream, headers) => {
+    const rec = { path: headers[':path'], headers, trailers: null };
+    seen.push(rec);
+    stream.on('error', () => {});
+    stream.on('trailers', (t) => (rec.trailers = t));
+    stream.on('data', () => {});
+    stream.on('end', () => {
+      if (stream.destroyed || stream.closed) return;
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(h.grpcFrame(Buffer.alloc(0)));
+    });
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    port: server.address().port,
+    seen,
+    close() {
+      for (const x of sessions) x.destroy();
+      return new Promise((res) => server.close(() => res()));
+    },
+  })));
+}
+
+test('AdminService: every method is cluster scope, admin: the system admin is forwarded, a namespace admin denied', { timeout: T }, async () => {
+  const AS = '/temporal.server.api.adminservice.v1.AdminService';
+  const empty = Buffer.alloc(0);
+  // Through the development frontend, which does not serve AdminService: forwarded, it answers 12.
+  const r = await call(`${AS}/DescribeCluster`, keys.sysAdmin, empty);
+  assert.equal(r.status, 12, JSON.stringify(r.trailers || r.headers));
+  assert.match(decodeURIComponent(r.message || ''), /does not implement|unimplemented/i);
+  for (const who of ['nsAdmin', 'writerA', 'workerA', 'nobody']) {
+    assertDenied(await call(`${AS}/DescribeCluster`, keys[who], empty), 7, `AdminService as ${who}`);
+  }
+  for (const p of [`${AS}/Describe-Cluster`, `${AS}/`, `${AS}/*`, `${AS.toLowerCase()}/DescribeCluster`]) {
+    assertDenied(await call(p, keys.sysAdmin, empty), 7, `unknown ${p}`);
+  }
+  // Through an upstream that records what reaches it.
+  const rec = await startRecorder();
+  const tg9 = await h.startTgate({ upstream: rec.port, extraYaml: authzYaml(keys.file) });
+  cleanups.push(() => rec.close());
+  cleanups.push(() => tg9.stop());
+  const s9 = await h.h2connect(tg9.port);
+  cleanups.push(() => h.closeSessions([s9]));
+  for (const m of ['DescribeCluster', 'ListClusterMembers', 'AddSearchAttributes']) {
+    const x = await h.unaryCall(s9, `${AS}/${m}`, empty, { authorization: `Bearer ${keys.sysAdmin}` });
+    assert.equal(x.status, 0, `${m}: ${JSON.stringify(x.trailers || x.headers)}`);
+    assert.ok(rec.seen.some((c) => c.path === `${AS}/${m}`), `${m} reached the upstream`);
+  }
+  const before = rec.seen.length;
+  const d = await h.unaryCall(s9, `${AS}/DescribeCluster`, empty, { authorization: `Bearer ${keys.nsAdmin}` });
+  assert.equal(d.status, 7);
+  assert.equal(rec.seen.length, before, 'a denied AdminService call reached the upstream');
+});
+
+test('request trailers: client-sent temporal-principal-* and subject header trailers are dropped, others forwarded', { timeout: T }, async () => {
+  const rec = await startRecorder();
+  const yaml = authzYaml(keys.file).replace('  mode: enforce', '  mode: enforce\n  subject_header: x-tgate-subject');
+  const tg10 = await h.startTgate({ upstream: rec.port, extraYaml: yaml });
+  cleanups.push(() => rec.close());
+  cleanups.push(() => tg10.stop());
+  const s10 = await h.h2connect(tg10.port);
+  cleanups.push(() => h.closeSessions([s10]));
+  const p = `${WS}/DescribeNamespace`;
+  const res = await new Promise((resolve, reject) => {
+    const req = s10.request(h.grpcHeaders(p, { authorization: `Bearer ${keys.writerA}`, 'x-marker': 'trailers' }),
+      { waitForTrailers: true });
+    const out = { headers: null, trailers: null };
+    req.on('response', (x) => (out.headers = x));
+    req.on('trailers', (x) => (out.trailers = x));
+    req.on('data', () => {});
+    req.on('error', reject);
+    req.on('wantTrailers', () => req.sendTrailers({
+      'temporal-principal-name': 'admin', 'temporal-principal-role': 'admin', 'x-tgate-subject': 'ops', 'x-keep-trailer': 'yes',
+    }));
+    req.on('close', () => resolve(out));
+    req.end(h.grpcFrame(describe('team-a')));
+  });
+  assert.equal((res.trailers || res.headers || {})['grpc-status'], '0', JSON.stringify(res));
+  const seen = rec.seen.find((c) => c.headers['x-marker'] === 'trailers');
+  assert.ok(seen, 'the call reached the upstream');
+  assert.equal(seen.headers['x-tgate-subject'], 'writer-a', 'the verified subject, in the headers');
+  assert.ok(seen.trailers, 'the request trailers reached the upstream');
+  assert.equal(seen.trailers['x-keep-trailer'], 'yes');
+  assert.equal(seen.trailers['temporal-principal-name'], undefined);
+  assert.equal(seen.trailers['temporal-principal-role'], undefined);
+  assert.equal(seen.trailers['x-tgate-subject'], undefined);
 });
 
 test('access log: one JSON line per call with subject, decision, status and sizes; reopened on SIGUSR1', { timeout: T }, async () => {

@@ -367,6 +367,68 @@ TG_TEST(foreach_calls_nothing_on_a_malformed_message) {
   TG_CHECK(v.n == 0);
 }
 
+TG_TEST(foreach_path_visits_every_occurrence_at_every_level) {
+  /* Field 2 (repeated) holds field 1 (a message), which holds strings at
+   * field 4: ExecuteMultiOperation.operations[].start_workflow's shape.
+   * Occurrence A has two parts of field 1 (they merge: both are visited),
+   * B one, C none; between them, other fields. */
+  wb a1 = {0}, a2 = {0}, b1 = {0}, opa = {0}, opb = {0}, m = {0};
+  wb_str(&a1, 4, "a1");
+  wb_str(&a2, 4, "a2");
+  wb_str(&a2, 4, "a3");
+  wb_str(&b1, 4, "b1");
+  wb_len(&opa, 1, a1.b, a1.n);
+  wb_str(&opa, 3, "x");
+  wb_len(&opa, 1, a2.b, a2.n);
+  wb_len(&opb, 1, b1.b, b1.n);
+  wb_str(&m, 1, "ns");
+  wb_len(&m, 2, opa.b, opa.n);
+  wb_len(&m, 2, opb.b, opb.n);
+  wb_len(&m, 2, "", 0);
+  static const uint32_t p3[] = {2, 1, 4};
+  seen v = {0};
+  TG_CHECK(tg_pb_foreach_path(m.b, m.n, p3, 3, 1, collect, &v) == 0);
+  TG_CHECK(v.n == 4 && slice_is(v.s[0], "a1") && slice_is(v.s[1], "a2") &&
+           slice_is(v.s[2], "a3") && slice_is(v.s[3], "b1"));
+  /* Two levels: the messages of field 1 inside every element of 2. */
+  memset(&v, 0, sizeof v);
+  TG_CHECK(tg_pb_foreach_path(m.b, m.n, p3, 2, 0, collect, &v) == 0);
+  TG_CHECK(v.n == 3 && v.s[0].len == a1.n && v.s[2].len == b1.n);
+  memset(&v, 0, sizeof v);
+  v.stop_at = 2;
+  TG_CHECK(tg_pb_foreach_path(m.b, m.n, p3, 3, 1, collect, &v) == 42);
+  TG_CHECK(v.n == 2);
+  /* Malformed: a wrong wire type on the path, a flaw in a level, an
+   * invalid string at the last level; and paths of no or too many steps. */
+  static const uint8_t varint2[] = {0x10, 0x01};
+  static const uint8_t flaw[] = {0x12, 0x02, 0x0a, 0x05};
+  static const uint8_t bad_utf8[] = {0x12, 0x04, 0x0a, 0x02, 0x22, 0x00, 0x12,
+                                     0x05, 0x0a, 0x03, 0x22, 0x01, 0xff};
+  memset(&v, 0, sizeof v);
+  TG_CHECK(tg_pb_foreach_path(varint2, sizeof varint2, p3, 3, 1, collect, &v) ==
+           TG_PB_ERR_MALFORMED);
+  TG_CHECK(tg_pb_foreach_path(flaw, sizeof flaw, p3, 3, 1, collect, &v) ==
+           TG_PB_ERR_MALFORMED);
+  TG_CHECK(v.n == 0);
+  TG_CHECK(tg_pb_foreach_path(bad_utf8, sizeof bad_utf8, p3, 3, 1, collect,
+                              &v) == TG_PB_ERR_MALFORMED);
+  memset(&v, 0, sizeof v);
+  TG_CHECK(tg_pb_foreach_path(bad_utf8, sizeof bad_utf8, p3, 3, 0, collect,
+                              &v) == 0);
+  TG_CHECK(v.n == 2);
+  static const uint32_t deep[TG_PB_MAX_DEPTH + 1] = {0};
+  TG_CHECK(tg_pb_foreach_path(m.b, m.n, p3, 0, 0, collect, &v) ==
+           TG_PB_ERR_MALFORMED);
+  TG_CHECK(tg_pb_foreach_path(m.b, m.n, deep, TG_PB_MAX_DEPTH + 1, 0, collect,
+                              &v) == TG_PB_ERR_MALFORMED);
+  free(a1.b);
+  free(a2.b);
+  free(b1.b);
+  free(opa.b);
+  free(opb.b);
+  free(m.b);
+}
+
 static size_t varint_size(uint64_t v) {
   size_t n = 1;
   while (v >= 0x80) {
@@ -393,12 +455,12 @@ static void nest(wb *w, int levels) {
 }
 
 TG_TEST(deep_nesting_is_bounded) {
-  /* 100000 levels of field 1: only the path's (at most 4) levels are
+  /* 100000 levels of field 1: only the path's (at most 8) levels are
    * descended, so the depth never approaches TG_PB_MAX_DEPTH and the stack
    * stays flat whatever the input's nesting. */
   wb deep = {0}, three = {0};
   tg_field_path p4 = {4, {1, 1, 1, 2}};
-  tg_field_path p5 = {5, {1, 1, 1, 1}};
+  tg_field_path p9 = {TG_FIELD_PATH_MAX + 1, {1, 1, 1, 2}};
   tg_slice s;
   nest(&deep, 100000);
   nest(&three, 3);
@@ -407,7 +469,7 @@ TG_TEST(deep_nesting_is_bounded) {
   TG_CHECK(tg_pb_get_string(three.b, three.n, &p4, &s) == 1);
   TG_CHECK(slice_is(s, "deep"));
   /* A path longer than tg_field_path holds is refused, not read past. */
-  TG_CHECK(tg_pb_get_string(three.b, three.n, &p5, &s) == TG_PB_ERR_MALFORMED);
+  TG_CHECK(tg_pb_get_string(three.b, three.n, &p9, &s) == TG_PB_ERR_MALFORMED);
   free(deep.b);
   free(three.b);
 }
@@ -448,6 +510,7 @@ int main(void) {
   TG_RUN(empty_message_and_empty_path);
   TG_RUN(foreach_repeated_field_2);
   TG_RUN(foreach_calls_nothing_on_a_malformed_message);
+  TG_RUN(foreach_path_visits_every_occurrence_at_every_level);
   TG_RUN(deep_nesting_is_bounded);
   return TG_DONE();
 }

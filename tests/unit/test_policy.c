@@ -102,6 +102,20 @@ static tg_slice S(const char *s) {
   return x;
 }
 
+/* A request's task queues or workflow types: up to 8 C strings. */
+typedef struct names {
+  tg_slice v[8];
+} names;
+
+static tg_names N(names *buf, const char *const *v, int overflow) {
+  size_t n = 0;
+  while (v && v[n] && n < 8) {
+    buf->v[n] = S(v[n]);
+    n++;
+  }
+  return (tg_names){buf->v, n, overflow};
+}
+
 static tg_authz_request req(const char *name, const tg_claims *c,
                             const char *ns) {
   tg_authz_request rq;
@@ -499,6 +513,7 @@ TG_TEST(rule_allow_grants_what_builtin_denies) {
   tg_claims wk, alice, anon;
   tg_authz_request rq;
   tg_authz_verdict v;
+  names tq;
 
   cfg_rule(cfg, 1, 14, L("@worker"), L("orders", "orders-*"), L("worker-*"),
            L("orders-*"), NULL);
@@ -509,8 +524,7 @@ TG_TEST(rule_allow_grants_what_builtin_denies) {
   if (!p)
     goto end;
   rq = req(POLL_WF, &wk, "orders");
-  rq.has_task_queue = 1;
-  rq.task_queue = S("orders-main");
+  rq.task_queues = N(&tq, L("orders-main"), 0);
   v = decide(p, &rq);
   TG_CHECK(v.allow && v.rule == 0);
   TG_CHECK(!strcmp(v.reason, "allowed by rule 1 (line 14)"));
@@ -521,15 +535,11 @@ TG_TEST(rule_allow_grants_what_builtin_denies) {
   rq.ns = S("");
   TG_CHECK(!decide(p, &rq).allow); /* names namespaces: needs one */
   rq.ns = S("orders");
-  rq.task_queue = S("billing-main");
-  TG_CHECK(!decide(p, &rq).allow);
-  rq.has_task_queue = 0; /* names task_queues: needs one */
-  rq.task_queue = S("");
+  rq.task_queues = N(&tq, L("billing-main"), 0);
   v = decide(p, &rq);
   TG_CHECK(!v.allow && v.rule == -1);
   TG_CHECK_STR_CONTAINS(v.reason, "denied: needs write on namespace orders");
-  rq.has_task_queue = 1;
-  rq.task_queue = S("orders-main");
+  rq.task_queues = N(&tq, L("orders-main"), 0);
   rq.claims = &alice;
   TG_CHECK(!decide(p, &rq).allow);
   rq.claims = &anon; /* names subjects: needs one */
@@ -537,9 +547,14 @@ TG_TEST(rule_allow_grants_what_builtin_denies) {
   rq.claims = NULL;
   TG_CHECK(!decide(p, &rq).allow);
   rq = req(START, &wk, "orders"); /* not @worker */
-  rq.has_task_queue = 1;
-  rq.task_queue = S("orders-main");
+  rq.task_queues = N(&tq, L("orders-main"), 0);
   TG_CHECK(!decide(p, &rq).allow);
+  /* The rest of a worker's calls: a request type that names no task
+   * queue is not restricted by task_queues. */
+  rq = req("WorkflowService/RespondActivityTaskCompleted", &wk, "orders");
+  TG_CHECK(decide(p, &rq).allow);
+  rq = req("WorkflowService/DescribeNamespace", &wk, "orders");
+  TG_CHECK(decide(p, &rq).allow);
 end:
   tg_policy_free(p);
   cfg_free(cfg);
@@ -548,40 +563,91 @@ end:
   tg_claims_clear(&anon);
 }
 
-TG_TEST(rule_task_queue_needs_task_queue) {
+/* Allow: every value the request names must match (none: matches). Deny:
+ * any value matching is enough. Too many values: allow rules do not match,
+ * deny rules do. A request type that cannot name one: not restricted. */
+TG_TEST(rule_task_queues_every_value_for_allow_any_for_deny) {
   tg_config *cfg = cfg_new(0);
   tg_policy *p;
-  tg_claims c;
+  tg_claims c, w;
   tg_authz_request rq;
   lines *l = calloc(1, sizeof(*l));
   tg_authz_verdict v;
+  names tq, wt;
 
-  cfg_rule(cfg, 1, 3, L("*"), NULL, NULL, L("*"), NULL);
-  cfg_rule(cfg, 1, 7, L(START), NULL, NULL, NULL, L("Pay*"));
+  cfg_rule(cfg, 1, 3, L("*"), NULL, NULL, L("pay-*"), NULL);
+  cfg_rule(cfg, 0, 7, L(START, RESPOND), NULL, NULL, NULL, L("Evil*"));
+  cfg_rule(cfg, 0, 9, NULL, L("locked"), NULL, NULL, L("*"));
   p = policy(cfg);
   claims(&c, "s", NULL);
+  claims(&w, "s", L("a:write", "locked:write"));
   if (!p)
     goto end;
+  /* Allow rule 1. DescribeWorkflowExecution's request names no queue. */
   rq = req(DESCRIBE, &c, "a");
-  TG_CHECK(!decide(p, &rq).allow);
-  rq.has_task_queue = 1; /* even an empty one is carried */
+  v = decide(p, &rq);
+  TG_CHECK(v.allow && v.rule == 0);
+  rq = req(POLL_WF, &c, "a");
+  TG_CHECK(decide(p, &rq).allow); /* none named */
+  rq.task_queues = N(&tq, L("pay-1"), 0);
   TG_CHECK(decide(p, &rq).allow);
-  rq = req(START, &c, "a");
-  TG_CHECK(!decide(p, &rq).allow);
-  rq.has_workflow_type = 1;
-  rq.workflow_type = S("PayOut");
+  rq = req(RESPOND, &c, "a");
+  rq.task_queues = N(&tq, L("pay-1", "pay-2", "pay-3"), 0);
+  TG_CHECK(decide(p, &rq).allow);
+  rq.task_queues = N(&tq, L("pay-1", "other", "pay-3"), 0);
   tg_policy_decide(p, &rq, &v, collect, l);
-  TG_CHECK(v.allow && v.rule == 1);
-  TG_CHECK(has_line(l, "rule 1 (line 3, allow): no match: request has no "
-                       "task queue"));
-  TG_CHECK(has_line(l, "rule 2 (line 7, allow): matches"));
-  rq.workflow_type = S("payout");
+  TG_CHECK(!v.allow);
+  TG_CHECK(has_line(l, "rule 1 (line 3, allow): no match: task queue other "
+                       "not in its task_queues"));
+  rq.task_queues = N(&tq, L("pay-1"), 1);
+  l->n = 0;
+  tg_policy_decide(p, &rq, &v, collect, l);
+  TG_CHECK(!v.allow);
+  TG_CHECK(has_line(l, "rule 1 (line 3, allow): no match: request names "
+                       "more than 32 task queues"));
+  /* Deny rule 2 (workflow types), for a caller the built-in allows. */
+  rq = req(START, &w, "a");
+  TG_CHECK(decide(p, &rq).allow);
+  l->n = 0;
+  tg_policy_decide(p, &rq, &v, collect, l);
+  TG_CHECK(has_line(l, "rule 2 (line 7, deny): no match: request names no "
+                       "workflow type"));
+  rq.workflow_types = N(&wt, L("Good"), 0);
+  TG_CHECK(decide(p, &rq).allow);
+  rq = req(RESPOND, &w, "a");
+  rq.workflow_types = N(&wt, L("Good", "Fine"), 0);
+  l->n = 0;
+  tg_policy_decide(p, &rq, &v, collect, l);
+  TG_CHECK(v.allow);
+  TG_CHECK(has_line(l, "rule 2 (line 7, deny): no match: none of the "
+                       "request's 2 workflow types in its workflow_types"));
+  rq.workflow_types = N(&wt, L("Good", "EvilTwin"), 0);
+  v = decide(p, &rq);
+  TG_CHECK(!v.allow && v.rule == 1);
+  TG_CHECK(!strcmp(v.reason, "denied by rule 2 (line 7)"));
+  rq.workflow_types = N(&wt, L("Good"), 1); /* more than it could read */
+  v = decide(p, &rq);
+  TG_CHECK(!v.allow && v.rule == 1);
+  /* Deny rule 3: workflow_types ["*"] on namespace locked. A request type
+   * that cannot name one is not restricted: the rule matches. */
+  rq = req(DESCRIBE, &w, "locked");
+  v = decide(p, &rq);
+  TG_CHECK(!v.allow && v.rule == 2);
+  l->n = 0;
+  tg_policy_decide(p, &rq, &v, collect, l);
+  TG_CHECK(has_line(l, "rule 3 (line 9, deny): matches (this method's "
+                       "request cannot name a workflow type: not "
+                       "restricted)"));
+  rq = req(START, &w, "locked"); /* can, but names none */
+  TG_CHECK(decide(p, &rq).allow);
+  rq.workflow_types = N(&wt, L(""), 0); /* an empty name is a value */
   TG_CHECK(!decide(p, &rq).allow);
 end:
   free(l);
   tg_policy_free(p);
   cfg_free(cfg);
   tg_claims_clear(&c);
+  tg_claims_clear(&w);
 }
 
 TG_TEST(rule_deny_overrides) {
@@ -744,6 +810,71 @@ static void expect_error(tg_config *cfg, const char *needle) {
   cfg_free(cfg);
 }
 
+/* Every AdminService method is one entry: cluster scope, admin. */
+TG_TEST(admin_service_family) {
+  static const char path[] =
+      "/temporal.server.api.adminservice.v1.AdminService/DescribeCluster";
+  tg_config *cfg = cfg_new(1);
+  tg_policy *p = NULL;
+  tg_claims sys, nsadmin, ops;
+  tg_authz_request rq;
+  tg_authz_verdict v;
+  const tg_method *m = tg_method_find(path, strlen(path));
+
+  TG_CHECK(m && m->family);
+  claims(&sys, "root", L("system:admin"));
+  claims(&nsadmin, "alice", L("orders:admin"));
+  claims(&ops, "ops-1", L("system:write"));
+  if (!m)
+    goto end;
+  memset(&rq, 0, sizeof(rq));
+  rq.method = m;
+  rq.path = path;
+  rq.path_len = strlen(path);
+  rq.ns = S("orders"); /* not read for a cluster-scoped method */
+  p = policy(cfg);
+  if (!p)
+    goto end;
+  rq.claims = &sys;
+  v = decide(p, &rq);
+  TG_CHECK(v.allow &&
+           !strcmp(v.reason, "allowed: admin on the system scope (needs "
+                             "admin)"));
+  rq.claims = &nsadmin;
+  TG_CHECK(!decide(p, &rq).allow);
+  rq.claims = &ops;
+  TG_CHECK(!decide(p, &rq).allow);
+  rq.claims = NULL;
+  TG_CHECK(!decide(p, &rq).allow);
+  tg_policy_free(p);
+  /* Rules name it by its name or path, with a glob, or as @admin. */
+  cfg_rule(cfg, 1, 3, L("AdminService/*"), NULL, L("ops-*"), NULL, NULL);
+  cfg_rule(cfg, 0, 5, L("@admin"), NULL, L("root"), NULL, NULL);
+  p = policy(cfg);
+  if (!p)
+    goto end;
+  rq.claims = &ops;
+  v = decide(p, &rq);
+  TG_CHECK(v.allow && v.rule == 0);
+  rq.claims = &sys;
+  v = decide(p, &rq);
+  TG_CHECK(!v.allow && v.rule == 1);
+  tg_policy_free(p);
+  list_set(&cfg->disabled_methods,
+           L("/temporal.server.api.adminservice.v1.AdminService/*"));
+  p = policy(cfg);
+  if (!p)
+    goto end;
+  rq.claims = &ops;
+  TG_CHECK(!strcmp(decide(p, &rq).reason, "denied: method disabled"));
+end:
+  tg_policy_free(p);
+  cfg_free(cfg);
+  tg_claims_clear(&sys);
+  tg_claims_clear(&nsadmin);
+  tg_claims_clear(&ops);
+}
+
 TG_TEST(compile_errors) {
   tg_config *cfg;
   tg_policy *p;
@@ -763,6 +894,14 @@ TG_TEST(compile_errors) {
   cfg = cfg_new(0);
   cfg_rule(cfg, 1, 4, L(""), NULL, NULL, NULL, NULL);
   expect_error(cfg, "matches no known method");
+
+  cfg = cfg_new(0);
+  cfg_rule(cfg, 0, 5, L("AdminService/DescribeCluster"), NULL, NULL, NULL,
+           NULL);
+  expect_error(cfg, "rule 1 (line 5): method pattern "
+                    "\"AdminService/DescribeCluster\" matches no known "
+                    "method (the methods of a service whose descriptors tgate "
+                    "does not have are one entry: \"AdminService/*\")");
 
   cfg = cfg_new(0);
   cfg_rule(cfg, 1, 6, L("@writer"), NULL, NULL, NULL, NULL);
@@ -801,6 +940,7 @@ TG_TEST(trace_lines) {
   tg_authz_request rq;
   tg_authz_verdict v;
   lines *l = calloc(1, sizeof(*l));
+  names tq;
 
   cfg_rule(cfg, 1, 3, L("@worker"), L("orders"), NULL, L("orders-*"), NULL);
   cfg_rule(cfg, 0, 5, L(START), NULL, L("bob"), NULL, NULL);
@@ -827,8 +967,7 @@ TG_TEST(trace_lines) {
                             "(needs write)"));
   l->n = 0;
   rq = req(POLL_WF, &c, "orders");
-  rq.has_task_queue = 1;
-  rq.task_queue = S("billing");
+  rq.task_queues = N(&tq, L("billing"), 0);
   tg_policy_decide(p, &rq, &v, collect, l);
   TG_CHECK(!v.allow);
   TG_CHECK(has_line(l, "rule 1 (line 3, allow): no match: task queue billing "
@@ -922,11 +1061,12 @@ int main(void) {
   TG_RUN(decide_worker_extended);
   TG_RUN(decide_extra_namespaces);
   TG_RUN(rule_allow_grants_what_builtin_denies);
-  TG_RUN(rule_task_queue_needs_task_queue);
+  TG_RUN(rule_task_queues_every_value_for_allow_any_for_deny);
   TG_RUN(rule_deny_overrides);
   TG_RUN(disabled_methods);
   TG_RUN(unknown_method_always_denied);
   TG_RUN(categories);
+  TG_RUN(admin_service_family);
   TG_RUN(compile_errors);
   TG_RUN(trace_lines);
   TG_RUN(terse_allow_shortens_allows_only);
