@@ -432,14 +432,21 @@ fail:
 /* ---- deciding ---- */
 
 /* Does a rule's task_queues (workflow_types) list g match the values x the
- * request names? carries: the method's request type can name one. what
- * ("task queue") and list ("task_queues") word the reason in why. */
+ * request names? carries: the method's request type can name one; when it
+ * cannot, an allow rule's list does not restrict (a worker's completions and
+ * heartbeats name no queue) and a deny rule's list has nothing to match.
+ * what ("task queue") and list ("task_queues") word the reason in why. */
 static int pol_names_match(const pol_globs *g, int allow, size_t carries,
                            const tg_names *x, const char *what,
                            const char *list, char *why, size_t whylen) {
   char show[POL_SHOW_MAX + 4];
-  if (!carries)
-    return 1;
+  if (!carries) {
+    if (allow)
+      return 1;
+    if (why)
+      snprintf(why, whylen, "this method's request cannot name a %s", what);
+    return 0;
+  }
   if (x->overflow) {
     if (!allow)
       return 1;
@@ -551,6 +558,7 @@ static void pol_rules(const tg_policy *p, size_t mi, const tg_authz_request *rq,
       return;
     }
     if (pol_rule_match(r, mi, rq, ns, nslen, why, sizeof(why))) {
+      /* only allow rules match a method that cannot name the values */
       int tq_na = r->task_queues.n && !rq->method->ntask_queues;
       int wt_na = r->workflow_types.n && !rq->method->nworkflow_types;
       pol_trace(trace, arg, "%srule %zu (line %zu, %s): matches%s%s%s%s", label,

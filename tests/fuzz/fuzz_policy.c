@@ -121,14 +121,14 @@ static int fuzz_list_any(const tg_strlist *l, const void *s, size_t len) {
   return 0;
 }
 
-/* A rule's task_queues / workflow_types list: not restricting when the
- * method cannot name one; overflow: allow no, deny yes; allow: every value
- * in the list; deny: any value. */
+/* A rule's task_queues / workflow_types list, when the method cannot name
+ * one: allow rules not restricted, deny rules not matched; overflow: allow
+ * no, deny yes; allow: every value in the list; deny: any value. */
 static int fuzz_names_match(const tg_strlist *l, int allow, size_t carries,
                             const tg_names *x) {
   int all = 1, any = 0;
   if (!carries)
-    return 1;
+    return allow;
   if (x->overflow)
     return !allow;
   for (size_t i = 0; i < x->n; i++) {
