@@ -101,6 +101,14 @@ SSL_CTX *tg_tls_server_ctx_new(const tg_listen_tls *conf,
                                SSL_OP_CIPHER_SERVER_PREFERENCE |
                                SSL_OP_NO_COMPRESSION);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  /* Without a session id context, OpenSSL answers a TLS 1.2 client that
+   * resumes a session (ticket or id) of a server that verifies client
+   * certificates with a fatal internal_error alert: such a client could
+   * never reconnect. Sessions and tickets belong to this context; a
+   * reload builds a new one (new ticket keys, empty cache), so a session
+   * never outlives the CA bundle that verified its certificate. */
+  static const unsigned char sid_ctx[] = "tgate";
+  SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof sid_ctx - 1);
   load_pair(ctx, &r, conf->cert_file, TG_CFK_LISTEN_CERT, conf->key_file,
             TG_CFK_LISTEN_KEY, "listen.tls.cert_file", "listen.tls.key_file");
   if (conf->client_ca_file) {

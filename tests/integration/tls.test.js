@@ -7,6 +7,7 @@ const { test, describe, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const net = require('node:net');
 const tls = require('node:tls');
+const http2 = require('node:http2');
 const { startFrontend } = require('../frontend/frontend.js');
 const h = require('./lib/harness.js');
 
@@ -265,4 +266,91 @@ describe('upstream over mTLS', () => {
       await h.closeSessions([s]);
     }
   });
+});
+
+describe('TLS session resumption with client certificates', () => {
+  // Reconnecting clients (rustls in the SDKs' core, Go with a session cache, Java) resume
+  // sessions. OpenSSL answers a TLS 1.2 resumption on a server that verifies client
+  // certificates with a fatal internal_error unless a session id context is set; and a resumed
+  // connection must carry the certificate's identity (kept in the session) as a full one does.
+  let fe;
+  let tg;
+  let c;
+  const DESCRIBE = `/${h.WS}/DescribeNamespace`;
+
+  before(async () => {
+    c = h.certs();
+    fe = await startFrontend({ host: '127.0.0.1', port: 0 });
+    tg = await h.startTgate({
+      upstream: fe.port,
+      tls: true,
+      extraYaml: [
+        'authentication:',
+        '  require: [client_cert]',
+        '  client_certs:',
+        '    - match: { uri_san: "spiffe://tgate.dev/ns/{ns}/*" }',
+        '      permissions: ["{ns}:read"]',
+        'authorization:',
+        '  mode: enforce',
+      ].join('\n'),
+    });
+  });
+
+  after(async () => {
+    try {
+      if (tg) await tg.stop();
+    } finally {
+      if (fe) await fe.close();
+    }
+  });
+
+  /** A TLS connection as worker-a with version v, resuming session if given. */
+  function connect(v, session) {
+    return new Promise((resolve, reject) => {
+      let ticket = null;
+      const s = tls.connect({ host: '127.0.0.1', port: tg.port, servername: 'localhost', ca: c.ca, ...c.pair('worker-a'),
+        ALPNProtocols: ['h2'], minVersion: v, maxVersion: v, session });
+      const t = setTimeout(() => {
+        s.destroy();
+        reject(new Error('no TLS handshake within 5 s'));
+      }, 5000 * h.SLOW);
+      s.on('session', (b) => (ticket = b));
+      s.once('secureConnect', () => {
+        clearTimeout(t);
+        resolve({ s, reused: s.isSessionReused(), ticket: () => ticket || s.getSession() });
+      });
+      s.once('error', (e) => {
+        clearTimeout(t);
+        reject(e);
+      });
+    });
+  }
+
+  /** DescribeNamespace for ns over the already connected TLS socket. */
+  async function describeOver(sock, ns) {
+    const session = http2.connect(`https://127.0.0.1:${tg.port}`, { createConnection: () => sock });
+    session.on('error', () => {});
+    try {
+      return await h.unaryCall(session, DESCRIBE, h.describeNs(ns));
+    } finally {
+      await h.closeSessions([session]);
+    }
+  }
+
+  for (const v of ['TLSv1.2', 'TLSv1.3']) {
+    test(`${v}: a resumed session works and keeps the certificate's identity`, { timeout: T }, async () => {
+      const first = await connect(v);
+      assert.equal(first.reused, false);
+      assert.equal((await describeOver(first.s, 'team-a')).status, 0, 'full handshake: team-a allowed');
+      await h.waitFor(() => first.ticket(), 3000 * h.SLOW, 'a session to resume');
+      const ticket = first.ticket();
+      const again = await connect(v, ticket);
+      assert.equal(again.reused, true, `${v} session not resumed`);
+      const ok = await describeOver(again.s, 'team-a');
+      assert.equal(ok.status, 0, `resumed: team-a allowed (${ok.message || ''})`);
+      const other = await connect(v, ticket);
+      assert.equal(other.reused, true);
+      assert.equal((await describeOver(other.s, 'team-b')).status, 7, 'resumed: team-b still denied');
+    });
+  }
 });
