@@ -568,6 +568,18 @@ static int forward(tg_relay *r, tg_h2conn *c) {
   return -1;
 }
 
+/* No new calls on c; it closes once its streams are done. */
+static void drain_conn(tg_h2conn *c) {
+  set_ready(c, 0);
+  c->state = TG_CS_DRAINING;
+  if (c->nstreams == 0) {
+    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    c->closing = 1;
+  }
+  tg_conn_schedule_flush(c);
+}
+
 void tg_up_note_reset(tg_h2conn *c) {
   uint64_t now = now_ms();
   if (c->rst_at_ms == 0) {
@@ -602,15 +614,7 @@ void tg_up_note_reset(tg_h2conn *c) {
           t->name, (unsigned)TG_UP_RST_BURST);
   atomic_fetch_add_explicit(&c->w->stats.upstream_rotations, 1,
                             memory_order_relaxed);
-  set_ready(c, 0);
-  c->state = TG_CS_DRAINING;
-  sync_counts(t);
-  if (c->nstreams == 0) {
-    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
-                          NULL, 0);
-    c->closing = 1;
-  }
-  tg_conn_schedule_flush(c);
+  drain_conn(c);
   tg_uppool_kick(t->pool);
 }
 
@@ -652,18 +656,6 @@ void tg_uppool_submit(tg_uppool *p, tg_relay *r) {
     tg_uppool_unqueue(p, r);
     tg_relay_up_failed(r, "no upstream frontend reachable");
   }
-}
-
-/* No new calls on c; it closes once its streams are done. */
-static void drain_conn(tg_h2conn *c) {
-  set_ready(c, 0);
-  c->state = TG_CS_DRAINING;
-  if (c->nstreams == 0) {
-    nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE, 0, NGHTTP2_NO_ERROR,
-                          NULL, 0);
-    c->closing = 1;
-  }
-  tg_conn_schedule_flush(c);
 }
 
 /* ---- name resolution ---- */
