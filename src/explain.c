@@ -269,13 +269,15 @@ int tg_explain_main(int argc, char **argv) {
     rq.ns = (tg_slice){(const uint8_t *)a.ns, strlen(a.ns)};
   if (a.task_queues.n && m && !m->ntask_queues)
     printf("note: --task-queue ignored: the request of %s names no task "
-           "queue, so task_queues do not restrict it\n",
+           "queue (allow rules' task_queues do not restrict it, deny rules' "
+           "do not match it)\n",
            m->name);
   else
     rq.task_queues = names_of(&a.task_queues, tqs);
   if (a.workflow_types.n && m && !m->nworkflow_types)
     printf("note: --workflow-type ignored: the request of %s names no "
-           "workflow type, so workflow_types do not restrict it\n",
+           "workflow type (allow rules' workflow_types do not restrict it, "
+           "deny rules' do not match it)\n",
            m->name);
   else
     rq.workflow_types = names_of(&a.workflow_types, wts);
