@@ -1,6 +1,7 @@
 /* tg_authz_decide: what the relay asks, and the reasons it gets back. */
 #include "tg_authz.h"
 #include "tg_test.h"
+#include "tg_testutil.h"
 
 #include <stdlib.h>
 
@@ -280,49 +281,11 @@ static const char nested_yaml[] =
     "    key_sources: [\"pem:/nonexistent/key.pem#k\"]\n";
 
 /* A growable protobuf message. */
-typedef struct pbm {
-  uint8_t *b;
-  size_t n, cap;
-} pbm;
-
-static void pbm_bytes(pbm *w, const void *p, size_t n) {
-  if (w->n + n > w->cap) {
-    size_t cap = (w->n + n) * 2 + 64;
-    uint8_t *b = realloc(w->b, cap);
-    if (!b)
-      abort();
-    w->b = b;
-    w->cap = cap;
-  }
-  if (n)
-    memcpy(w->b + w->n, p, n);
-  w->n += n;
-}
-
-static void pbm_varint(pbm *w, uint64_t v) {
-  uint8_t b[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    b[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  b[n++] = (uint8_t)v;
-  pbm_bytes(w, b, n);
-}
-
-static void pbm_len(pbm *w, unsigned field, const void *p, size_t n) {
-  pbm_varint(w, (uint64_t)field << 3 | 2);
-  pbm_varint(w, n);
-  pbm_bytes(w, p, n);
-}
-
-static void pbm_str(pbm *w, unsigned field, const char *s) {
-  pbm_len(w, field, s, strlen(s));
-}
+typedef tg_pbw pbm;
 
 /* Appends inner as field `field` of w, and frees inner. */
 static void pbm_msg(pbm *w, unsigned field, pbm *inner) {
-  pbm_len(w, field, inner->b, inner->n);
+  pbw_len(w, field, inner->b, inner->n);
   free(inner->b);
   memset(inner, 0, sizeof *inner);
 }
@@ -330,7 +293,7 @@ static void pbm_msg(pbm *w, unsigned field, pbm *inner) {
 /* A message {name = 1: name}: a WorkflowType, or a normal TaskQueue. */
 static void pbm_named(pbm *w, unsigned field, const char *name) {
   pbm m = {0};
-  pbm_str(&m, 1, name);
+  pbw_str(&m, 1, name);
   pbm_msg(w, field, &m);
 }
 
@@ -338,10 +301,10 @@ static void pbm_named(pbm *w, unsigned field, const char *name) {
 static void pbm_sticky(pbm *w, unsigned field, const char *name,
                        const char *normal) {
   pbm m = {0};
-  pbm_str(&m, 1, name);
-  pbm_varint(&m, 2 << 3 | 0);
-  pbm_varint(&m, 2);
-  pbm_str(&m, 3, normal);
+  pbw_str(&m, 1, name);
+  pbw_varint(&m, 2 << 3 | 0);
+  pbw_varint(&m, 2);
+  pbw_str(&m, 3, normal);
   pbm_msg(w, field, &m);
 }
 
@@ -402,13 +365,13 @@ TG_TEST(deny_rules_see_nested_values) {
     goto end;
   /* ExecuteMultiOperation: operations (2)[].start_workflow (1). */
   for (int bad = 0; bad <= 1; bad++) {
-    pbm_str(&w, 1, "payments");
-    pbm_str(&sw, 1, "payments");
+    pbw_str(&w, 1, "payments");
+    pbw_str(&sw, 1, "payments");
     pbm_named(&sw, 3, "Fine");
     pbm_named(&sw, 4, "q");
     pbm_msg(&op, 1, &sw);
     pbm_msg(&w, 2, &op);
-    pbm_str(&sw, 1, "payments");
+    pbw_str(&sw, 1, "payments");
     pbm_named(&sw, 3, bad ? "ForbiddenFlow" : "AlsoFine");
     pbm_named(&sw, 4, "q2");
     pbm_msg(&op, 1, &sw);
@@ -424,7 +387,7 @@ TG_TEST(deny_rules_see_nested_values) {
                                               "UpdateSchedule"};
   for (int i = 0; i < 2; i++) {
     for (int bad = 0; bad <= 2; bad++) {
-      pbm_str(&w, 1, "payments");
+      pbw_str(&w, 1, "payments");
       pbm_named(&sw, 2, bad == 1 ? "ForbiddenNightly" : "Nightly");
       pbm_named(&sw, 3, bad == 2 ? "secret-cron" : "cron");
       pbm_msg(&act, 1, &sw);
@@ -440,10 +403,10 @@ TG_TEST(deny_rules_see_nested_values) {
   /* A deny rule's lists have nothing to match in a method whose request
    * type names neither: DeleteSchedule is left to the other checks (the
    * built-in allows it for a writer). */
-  pbm_str(&w, 1, "payments");
+  pbw_str(&w, 1, "payments");
   TG_CHECK(ask_pbm(a, "DeleteSchedule", &h, &c, &w, &v) == TG_AUTHZ_ALLOW);
   /* SignalWithStartWorkflowExecution: workflow_type 3, task_queue 4. */
-  pbm_str(&w, 1, "payments");
+  pbw_str(&w, 1, "payments");
   pbm_named(&w, 3, "ForbiddenFlow");
   pbm_named(&w, 4, "q");
   TG_CHECK(ask_pbm(a, "SignalWithStartWorkflowExecution", &h, &c, &w, &v) ==
@@ -451,7 +414,7 @@ TG_TEST(deny_rules_see_nested_values) {
   /* RespondWorkflowTaskCompleted (namespace 9): each command kind, and the
    * sticky attributes (4).worker_task_queue (1), matched on normal_name. */
   for (int k = 0; k < 5; k++) {
-    pbm_str(&w, 9, "payments");
+    pbw_str(&w, 9, "payments");
     pbm_command(&w, 2, 4, "q", 0, NULL); /* an allowed one first */
     if (k == 0)
       pbm_command(&w, 2, 4, "secret-1", 0, NULL);
@@ -469,7 +432,7 @@ TG_TEST(deny_rules_see_nested_values) {
     TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
              TG_AUTHZ_DENY);
   }
-  pbm_str(&w, 9, "payments");
+  pbw_str(&w, 9, "payments");
   pbm_command(&w, 2, 4, "q", 0, NULL);
   pbm_command(&w, 12, 4, "q", 3, "Child");
   TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
@@ -478,11 +441,11 @@ TG_TEST(deny_rules_see_nested_values) {
    * type inside a command. */
   {
     pbm attrs = {0}, tq = {0}, cmd = {0};
-    pbm_varint(&tq, 1 << 3 | 0);
-    pbm_varint(&tq, 7);
+    pbw_varint(&tq, 1 << 3 | 0);
+    pbw_varint(&tq, 7);
     pbm_msg(&attrs, 4, &tq);
     pbm_msg(&cmd, 2, &attrs);
-    pbm_str(&w, 9, "payments");
+    pbw_str(&w, 9, "payments");
     pbm_msg(&w, 2, &cmd);
     TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
              TG_AUTHZ_DENY);
@@ -513,11 +476,11 @@ TG_TEST(allow_rule_lets_a_real_worker_run) {
   if (!a)
     goto end;
   /* Polls: the normal queue and its sticky queue. */
-  pbm_str(&w, 1, "payments");
+  pbw_str(&w, 1, "payments");
   pbm_named(&w, 2, "payments-main");
   TG_CHECK(ask_pbm(a, "PollWorkflowTaskQueue", &h, &c, &w, &v) ==
            TG_AUTHZ_ALLOW);
-  pbm_str(&w, 1, "payments");
+  pbw_str(&w, 1, "payments");
   pbm_sticky(&w, 2, "host-1234-sticky", "payments-main");
   TG_CHECK(ask_pbm(a, "PollWorkflowTaskQueue", &h, &c, &w, &v) ==
            TG_AUTHZ_ALLOW);
@@ -531,12 +494,12 @@ TG_TEST(allow_rule_lets_a_real_worker_run) {
                {"RespondWorkflowTaskFailed", 6},
                {"GetWorkflowExecutionHistory", 1}};
   for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++) {
-    pbm_str(&w, plain[i].ns_field, "payments");
+    pbw_str(&w, plain[i].ns_field, "payments");
     TG_CHECK(ask_pbm(a, plain[i].method, &h, &c, &w, &v) == TG_AUTHZ_ALLOW);
   }
   /* A workflow task completed: activities on its queues, the sticky
    * attributes; then on another queue. */
-  pbm_str(&w, 9, "payments");
+  pbw_str(&w, 9, "payments");
   pbm_command(&w, 2, 4, "payments-main", 0, NULL);
   pbm_command(&w, 2, 4, "payments-io", 0, NULL);
   {
@@ -546,25 +509,25 @@ TG_TEST(allow_rule_lets_a_real_worker_run) {
   }
   TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
            TG_AUTHZ_ALLOW);
-  pbm_str(&w, 9, "payments");
+  pbw_str(&w, 9, "payments");
   pbm_command(&w, 2, 4, "payments-main", 0, NULL);
   pbm_command(&w, 2, 4, "billing-main", 0, NULL);
   TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
            TG_AUTHZ_DENY);
   TG_CHECK_STR_CONTAINS(v.reason, "denied: needs write on namespace payments");
   /* A completion with no command naming a queue. */
-  pbm_str(&w, 9, "payments");
+  pbw_str(&w, 9, "payments");
   TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
            TG_AUTHZ_ALLOW);
   /* Many commands on one queue: one value. TG_NAMES_MAX distinct values
    * are read; one more and the allow rule fails closed. */
-  pbm_str(&w, 9, "payments");
+  pbw_str(&w, 9, "payments");
   for (int i = 0; i < 200; i++)
     pbm_command(&w, 2, 4, "payments-main", 0, NULL);
   TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
            TG_AUTHZ_ALLOW);
   for (int extra = 0; extra <= 1; extra++) {
-    pbm_str(&w, 9, "payments");
+    pbw_str(&w, 9, "payments");
     for (int i = 0; i < TG_NAMES_MAX + extra; i++) {
       snprintf(q, sizeof q, "payments-%d", i);
       pbm_command(&w, 2, 4, q, 0, NULL);
@@ -595,7 +558,7 @@ TG_TEST(too_many_values_match_deny_rules) {
   if (!a)
     goto end;
   for (int extra = 0; extra <= 1; extra++) {
-    pbm_str(&w, 9, "payments");
+    pbw_str(&w, 9, "payments");
     for (int i = 0; i < TG_NAMES_MAX + extra; i++) {
       snprintf(q, sizeof q, "q-%d", i);
       pbm_command(&w, 2, 4, q, 0, NULL);
@@ -615,7 +578,7 @@ end:
 /* A SignalExternalWorkflowExecution command (Command field 13) into ns. */
 static void pbm_signal_into(pbm *w, const char *ns) {
   pbm a = {0}, c = {0};
-  pbm_str(&a, 1, ns);
+  pbw_str(&a, 1, ns);
   pbm_msg(&c, 13, &a);
   pbm_msg(w, 2, &c);
 }
@@ -639,12 +602,12 @@ TG_TEST(command_namespaces_are_counted_once) {
   }
   if (!a)
     goto end;
-  pbm_str(&w, 9, "payments");
+  pbw_str(&w, 9, "payments");
   for (int i = 0; i < 200; i++)
     pbm_signal_into(&w, i % 2 ? "billing" : "payments");
   TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
            TG_AUTHZ_ALLOW);
-  pbm_str(&w, 9, "payments");
+  pbw_str(&w, 9, "payments");
   for (int i = 0; i < 200; i++)
     pbm_signal_into(&w, i % 2 ? "billing" : "orders"); /* read on orders */
   TG_CHECK(ask_pbm(a, "RespondWorkflowTaskCompleted", &h, &c, &w, &v) ==
@@ -652,7 +615,7 @@ TG_TEST(command_namespaces_are_counted_once) {
   TG_CHECK(!strcmp(v.reason, "denied: command targets namespace orders "
                              "without write"));
   for (int extra = 0; extra <= 1; extra++) {
-    pbm_str(&w, 9, "payments");
+    pbw_str(&w, 9, "payments");
     for (int rep = 0; rep < 2; rep++)
       for (int i = 0; i < 64 + extra; i++) {
         snprintf(ns, sizeof ns, "ns-%d", i);

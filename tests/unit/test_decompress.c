@@ -6,30 +6,13 @@
 
 #include "tg_decompress.h"
 #include "tg_test.h"
+#include "tg_testutil.h"
 
 #define GZIP_BITS (16 + MAX_WBITS)
 #define ZLIB_BITS MAX_WBITS
 #define RAW_BITS (-MAX_WBITS)
 
-typedef struct blob {
-  uint8_t *p;
-  size_t n, cap;
-} blob;
-
-static void blob_put(blob *b, const uint8_t *p, size_t n) {
-  if (n == 0)
-    return;
-  if (b->n + n > b->cap) {
-    size_t cap = (b->n + n) * 2;
-    uint8_t *q = realloc(b->p, cap);
-    if (!q)
-      abort();
-    b->p = q;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->n, p, n);
-  b->n += n;
-}
+typedef tg_pbw blob; /* a growable byte buffer */
 
 /* Compresses `reps` copies of in[0..n) into one stream of the given format,
  * streaming, so that a large input never exists in memory. */
@@ -50,7 +33,7 @@ static blob zcompress_rep(int bits, const uint8_t *in, size_t n, size_t reps,
       zs.avail_out = sizeof chunk;
       if (deflate(&zs, flush) == Z_STREAM_ERROR)
         abort();
-      blob_put(&b, chunk, sizeof chunk - zs.avail_out);
+      pbw_bytes(&b, chunk, sizeof chunk - zs.avail_out);
     } while (zs.avail_out == 0);
   }
   deflateEnd(&zs);
@@ -78,7 +61,7 @@ static uint8_t *sample(size_t n) {
 
 static int dec(const char *enc, const blob *b, size_t max_out, uint8_t **out,
                size_t *outlen) {
-  return tg_decompress(enc, strlen(enc), b->p, b->n, max_out, out, outlen);
+  return tg_decompress(enc, strlen(enc), b->b, b->n, max_out, out, outlen);
 }
 
 static int round_trips(const char *enc, int bits, size_t n) {
@@ -88,7 +71,7 @@ static int round_trips(const char *enc, int bits, size_t n) {
   int ok = dec(enc, &b, n, &out, &outlen) == 0 && outlen == n &&
            (n == 0 || memcmp(out, raw, n) == 0);
   free(out);
-  free(b.p);
+  free(b.b);
   free(raw);
   return ok;
 }
@@ -157,9 +140,9 @@ TG_TEST(formats_are_not_mixed_or_guessed) {
   TG_CHECK(dec("gzip", &raw, 1024, &out, &outlen) == TG_DECOMP_ERR_CORRUPT);
   TG_CHECK(dec("deflate", &gz, 1024, &out, &outlen) == TG_DECOMP_ERR_CORRUPT);
   TG_CHECK(dec("gzip", &zl, 1024, &out, &outlen) == TG_DECOMP_ERR_CORRUPT);
-  free(gz.p);
-  free(zl.p);
-  free(raw.p);
+  free(gz.b);
+  free(zl.b);
+  free(raw.b);
 }
 
 TG_TEST(identity_copies) {
@@ -215,22 +198,22 @@ TG_TEST(corrupt_data) {
   TG_CHECK(tg_decompress("deflate", 7, junk, sizeof junk, 1 << 20, &out,
                          &outlen) == TG_DECOMP_ERR_CORRUPT);
   /* A flipped bit in the trailer: CRC-32 (gzip), Adler-32 (zlib). */
-  gz.p[gz.n - 6] ^= 1;
-  zl.p[zl.n - 2] ^= 1;
+  gz.b[gz.n - 6] ^= 1;
+  zl.b[zl.n - 2] ^= 1;
   TG_CHECK(dec("gzip", &gz, 1 << 20, &out, &outlen) == TG_DECOMP_ERR_CORRUPT);
   TG_CHECK(dec("deflate", &zl, 1 << 20, &out, &outlen) ==
            TG_DECOMP_ERR_CORRUPT);
   /* The gzip length (ISIZE) wrong. */
-  gz.p[gz.n - 6] ^= 1;
-  gz.p[gz.n - 1] ^= 1;
+  gz.b[gz.n - 6] ^= 1;
+  gz.b[gz.n - 1] ^= 1;
   TG_CHECK(dec("gzip", &gz, 1 << 20, &out, &outlen) == TG_DECOMP_ERR_CORRUPT);
   /* A zlib header asking for a preset dictionary. */
   static const uint8_t dict[] = {0x78, 0xbb, 0, 0, 0, 1, 3, 0, 0, 0, 0, 1};
   TG_CHECK(tg_decompress("deflate", 7, dict, sizeof dict, 100, &out, &outlen) ==
            TG_DECOMP_ERR_CORRUPT);
   TG_CHECK(out == NULL);
-  free(gz.p);
-  free(zl.p);
+  free(gz.b);
+  free(zl.b);
   free(raw);
 }
 
@@ -242,7 +225,7 @@ TG_TEST(every_truncation_is_corrupt) {
   size_t outlen;
   for (int k = 0; k < 2; k++) {
     for (size_t n = 0; n < s[k].n; n++) {
-      int rv = tg_decompress(enc[k], strlen(enc[k]), s[k].p, n, 1 << 20, &out,
+      int rv = tg_decompress(enc[k], strlen(enc[k]), s[k].b, n, 1 << 20, &out,
                              &outlen);
       if (rv != TG_DECOMP_ERR_CORRUPT) {
         fprintf(stderr, "  %s cut at %zu of %zu: %d\n", enc[k], n, s[k].n, rv);
@@ -251,7 +234,7 @@ TG_TEST(every_truncation_is_corrupt) {
         break;
       }
     }
-    free(s[k].p);
+    free(s[k].b);
   }
   free(raw);
 }
@@ -269,15 +252,15 @@ TG_TEST(trailing_bytes_are_corrupt) {
     size_t n = a.n;
     TG_CHECK(dec(enc[k], &a, 1024, &out, &outlen) == 0);
     free(out);
-    blob_put(&a, (const uint8_t *)"\0", 1);
+    pbw_bytes(&a, (const uint8_t *)"\0", 1);
     TG_CHECK(dec(enc[k], &a, 1024, &out, &outlen) == TG_DECOMP_ERR_CORRUPT);
     /* A second member (gzip) or stream (zlib): strict, never decoded. */
     a.n = n;
-    blob_put(&a, b.p, b.n);
+    pbw_bytes(&a, b.b, b.n);
     TG_CHECK(dec(enc[k], &a, 1024, &out, &outlen) == TG_DECOMP_ERR_CORRUPT);
     TG_CHECK(out == NULL);
-    free(a.p);
-    free(b.p);
+    free(a.b);
+    free(b.b);
   }
 }
 
@@ -309,8 +292,8 @@ TG_TEST(exactly_max_out_is_accepted) {
         TG_CHECK(0);
       }
     }
-    free(gz.p);
-    free(zl.p);
+    free(gz.b);
+    free(zl.b);
     free(raw);
   }
 }
@@ -358,8 +341,8 @@ TG_TEST(bomb_is_refused_early) {
   TG_CHECK(dec("gzip", &bomb, max_out, &out, &outlen) == TG_DECOMP_ERR_TOO_BIG);
   TG_CHECK(dec("deflate", &zbomb, max_out, &out, &outlen) ==
            TG_DECOMP_ERR_TOO_BIG);
-  free(bomb.p);
-  free(zbomb.p);
+  free(bomb.b);
+  free(zbomb.b);
 }
 
 int main(void) {

@@ -2,48 +2,10 @@
 
 #include "tg_pb.h"
 #include "tg_test.h"
+#include "tg_testutil.h"
 
 /* A growable wire-format builder, for the messages too long to write out. */
-typedef struct wb {
-  uint8_t *b;
-  size_t n, cap;
-} wb;
-
-static void wb_bytes(wb *w, const void *p, size_t n) {
-  if (n == 0)
-    return;
-  if (w->n + n > w->cap) {
-    size_t cap = (w->n + n) * 2;
-    uint8_t *b = realloc(w->b, cap);
-    if (!b)
-      abort();
-    w->b = b;
-    w->cap = cap;
-  }
-  memcpy(w->b + w->n, p, n);
-  w->n += n;
-}
-
-static void wb_varint(wb *w, uint64_t v) {
-  uint8_t b[10];
-  size_t n = 0;
-  while (v >= 0x80) {
-    b[n++] = (uint8_t)(v | 0x80);
-    v >>= 7;
-  }
-  b[n++] = (uint8_t)v;
-  wb_bytes(w, b, n);
-}
-
-static void wb_len(wb *w, uint32_t field, const void *p, size_t n) {
-  wb_varint(w, (uint64_t)field << 3 | 2);
-  wb_varint(w, n);
-  wb_bytes(w, p, n);
-}
-
-static void wb_str(wb *w, uint32_t field, const char *s) {
-  wb_len(w, field, s, strlen(s));
-}
+typedef tg_pbw wb;
 
 static tg_field_path path1(uint32_t a) {
   tg_field_path p = {1, {a, 0, 0, 0}};
@@ -137,18 +99,18 @@ TG_TEST(merge_across_three_levels) {
   wb w = {0}, a = {0}, b = {0};
   tg_field_path p = {3, {1, 2, 3, 0}};
   tg_slice s;
-  wb_str(&b, 3, "one");
-  wb_len(&a, 2, b.b, b.n);
-  wb_len(&w, 1, a.b, a.n);
+  pbw_str(&b, 3, "one");
+  pbw_len(&a, 2, b.b, b.n);
+  pbw_len(&w, 1, a.b, a.n);
   a.n = b.n = 0;
-  wb_str(&b, 4, "other");
-  wb_len(&a, 2, b.b, b.n);
-  wb_len(&w, 1, a.b, a.n);
+  pbw_str(&b, 4, "other");
+  pbw_len(&a, 2, b.b, b.n);
+  pbw_len(&w, 1, a.b, a.n);
   a.n = b.n = 0;
-  wb_str(&b, 3, "two");
-  wb_len(&a, 2, NULL, 0);
-  wb_len(&a, 2, b.b, b.n);
-  wb_len(&w, 1, a.b, a.n);
+  pbw_str(&b, 3, "two");
+  pbw_len(&a, 2, NULL, 0);
+  pbw_len(&a, 2, b.b, b.n);
+  pbw_len(&w, 1, a.b, a.n);
   TG_CHECK(tg_pb_get_string(w.b, w.n, &p, &s) == 1);
   TG_CHECK(slice_is(s, "two"));
   free(w.b);
@@ -373,18 +335,18 @@ TG_TEST(foreach_path_visits_every_occurrence_at_every_level) {
    * Occurrence A has two parts of field 1 (they merge: both are visited),
    * B one, C none; between them, other fields. */
   wb a1 = {0}, a2 = {0}, b1 = {0}, opa = {0}, opb = {0}, m = {0};
-  wb_str(&a1, 4, "a1");
-  wb_str(&a2, 4, "a2");
-  wb_str(&a2, 4, "a3");
-  wb_str(&b1, 4, "b1");
-  wb_len(&opa, 1, a1.b, a1.n);
-  wb_str(&opa, 3, "x");
-  wb_len(&opa, 1, a2.b, a2.n);
-  wb_len(&opb, 1, b1.b, b1.n);
-  wb_str(&m, 1, "ns");
-  wb_len(&m, 2, opa.b, opa.n);
-  wb_len(&m, 2, opb.b, opb.n);
-  wb_len(&m, 2, "", 0);
+  pbw_str(&a1, 4, "a1");
+  pbw_str(&a2, 4, "a2");
+  pbw_str(&a2, 4, "a3");
+  pbw_str(&b1, 4, "b1");
+  pbw_len(&opa, 1, a1.b, a1.n);
+  pbw_str(&opa, 3, "x");
+  pbw_len(&opa, 1, a2.b, a2.n);
+  pbw_len(&opb, 1, b1.b, b1.n);
+  pbw_str(&m, 1, "ns");
+  pbw_len(&m, 2, opa.b, opa.n);
+  pbw_len(&m, 2, opb.b, opb.n);
+  pbw_len(&m, 2, "", 0);
   static const uint32_t p3[] = {2, 1, 4};
   seen v = {0};
   TG_CHECK(tg_pb_foreach_path(m.b, m.n, p3, 3, 1, collect, &v) == 0);
@@ -447,10 +409,10 @@ static void nest(wb *w, int levels) {
   for (int i = 1; i <= levels; i++)
     size[i] = 1 + varint_size(size[i - 1]) + size[i - 1];
   for (int i = levels; i >= 1; i--) {
-    wb_varint(w, 1 << 3 | 2);
-    wb_varint(w, size[i - 1]);
+    pbw_varint(w, 1 << 3 | 2);
+    pbw_varint(w, size[i - 1]);
   }
-  wb_str(w, 2, "deep");
+  pbw_str(w, 2, "deep");
   free(size);
 }
 
