@@ -217,6 +217,10 @@ typedef struct tg_config {
 
   uint32_t workers; /* 0 (the default) = one per online CPU; max 256 */
   uint64_t shutdown_grace_ms; /* shutdown_grace_period, default 30s */
+  /* busy_poll: after a read, a worker keeps polling (epoll with no
+   * timeout) for this long before it sleeps; 0 (the default) = off;
+   * 0us..1ms. Reloadable. */
+  uint32_t busy_poll_us;
 
   /* authentication: (optional section; NULL: calls are not authenticated) */
   tg_authn_cfg *authn;
@@ -285,6 +289,8 @@ int tg_config_load_file(const char *path, tg_config **out, char **errors);
 /* Parses a duration: a decimal integer followed by one unit of ms, s, m, h
  * ("30s", "500ms", "2m"). Returns 0 and stores milliseconds, or -1. Pure. */
 int tg_config_parse_duration(const char *s, uint64_t *ms);
+/* The same with microseconds, which also takes the unit "us". */
+int tg_config_parse_duration_us(const char *s, uint64_t *us);
 
 /* Parses "host:port" or "[v6]:port" into out (out->host is malloc'd).
  * Returns 0 or -1 with *err_desc set to a static reason. Pure. */

@@ -88,6 +88,7 @@ struct tg_worker {
   struct event *shutdown_ev, *force_ev, *grace_ev;
   int shutting_down;
   pthread_t thread;
+  uint64_t reads; /* read events handled (busy polling sees activity) */
 };
 
 /* How long accepting pauses after accept() failed (EMFILE...). */

@@ -37,6 +37,8 @@
 #                   (h2 by ALPN; tgate verifies a client cert if one is sent,
 #                   h2load sends none)
 #   tgate-auth-w2   tgate-auth with workers: 2 (hc shape only; BENCH_W2=0 drops it)
+#   tgate-auth-bp, tgate-auth-tls-bp   tgate-auth(-tls) with busy_poll: 50us
+#                   (lat shape only, where it matters; BENCH_BP=0 drops them)
 # "x ngx" compares with nghttpx on the same transport, "x dir" with direct.
 #
 # Environment:
@@ -47,6 +49,7 @@
 #   BENCH_REPS       repetitions per target (default 3; quick 1)
 #   BENCH_TARGETS    space-separated subset of the targets above
 #   BENCH_W2         1 (default) adds tgate-auth-w2
+#   BENCH_BP         1 (default) adds tgate-auth-bp and tgate-auth-tls-bp
 #   BENCH_PARTS      any of "load micro rss" (default all three)
 #   BENCH_CONNS      idle connections for the memory test (default 10000)
 #   BENCH_MICRO_S    CPU seconds per micro-benchmark run (default 2)
@@ -84,9 +87,11 @@ fi
 C=${BENCH_C:-64}
 M=${BENCH_M:-32}
 W2=${BENCH_W2:-1}
+BP=${BENCH_BP:-1}
 PARTS=${BENCH_PARTS:-load micro rss}
 ALL_TARGETS="direct nghttpx haproxy tgate-off tgate-auth nghttpx-tls haproxy-tls tgate-auth-tls"
 [ "$W2" = 1 ] && ALL_TARGETS="$ALL_TARGETS tgate-auth-w2"
+[ "$BP" = 1 ] && ALL_TARGETS="$ALL_TARGETS tgate-auth-bp tgate-auth-tls-bp"
 # BENCH_BASE_BIN=path: another tgate binary (e.g. built from the previous
 # commit) as targets base-auth and base-auth-tls, for A/B in one run
 BASE_BIN=${BENCH_BASE_BIN:-}
@@ -267,18 +272,21 @@ ABS_CERTS=$(cd "$OUT/certs" && pwd)
 
 # ---------- targets ----------
 declare -A PORT=() TRANSPORT=() AUTH=() ADMIN=()
-read -r UP_PORT UP_STATS P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 A1 A2 A3 A4 A5 A6 MTLS_PORT H2C_PORT <<<"$(free_ports 20)"
+read -r UP_PORT UP_STATS P1 P2 P3 P4 P5 P6 P7 P8 P9 P10 P11 P12 A1 A2 A3 A4 A5 A6 A7 A8 MTLS_PORT H2C_PORT \
+  <<<"$(free_ports 24)"
 PORT=([direct]=$UP_PORT [nghttpx]=$P1 [haproxy]=$P2 [tgate-off]=$P3 [tgate-auth]=$P4
   [nghttpx-tls]=$P5 [haproxy-tls]=$P6 [tgate-auth-tls]=$P7 [tgate-auth-w2]=$P8
-  [base-auth]=$P9 [base-auth-tls]=$P10)
+  [base-auth]=$P9 [base-auth-tls]=$P10 [tgate-auth-bp]=$P11 [tgate-auth-tls-bp]=$P12)
 ADMIN=([tgate-off]=$A1 [tgate-auth]=$A2 [tgate-auth-tls]=$A3 [tgate-auth-w2]=$A4
-  [base-auth]=$A5 [base-auth-tls]=$A6)
-for t in direct nghttpx haproxy tgate-off tgate-auth tgate-auth-w2 base-auth; do TRANSPORT[$t]=h2c; done
-for t in nghttpx-tls haproxy-tls tgate-auth-tls base-auth-tls; do TRANSPORT[$t]=tls; done
+  [base-auth]=$A5 [base-auth-tls]=$A6 [tgate-auth-bp]=$A7 [tgate-auth-tls-bp]=$A8)
+for t in direct nghttpx haproxy tgate-off tgate-auth tgate-auth-w2 base-auth tgate-auth-bp; do TRANSPORT[$t]=h2c; done
+for t in nghttpx-tls haproxy-tls tgate-auth-tls base-auth-tls tgate-auth-tls-bp; do TRANSPORT[$t]=tls; done
 for t in direct nghttpx haproxy tgate-off nghttpx-tls haproxy-tls; do AUTH[$t]=none; done
-for t in tgate-auth tgate-auth-tls tgate-auth-w2 base-auth base-auth-tls; do AUTH[$t]=jwt+enforce; done
+for t in tgate-auth tgate-auth-tls tgate-auth-w2 base-auth base-auth-tls tgate-auth-bp tgate-auth-tls-bp; do
+  AUTH[$t]=jwt+enforce
+done
 
-# tgate_config NAME PORT ADMIN WORKERS AUTH(0|1) TLS(0|1)
+# tgate_config NAME PORT ADMIN WORKERS AUTH(0|1) TLS(0|1) [BUSY_POLL]
 tgate_config() {
   local f="$WORK/$1.yaml"
   {
@@ -297,6 +305,7 @@ tgate_config() {
     echo "  address: \"127.0.0.1:$3\""
     echo "workers: $4"
     echo "shutdown_grace_period: 2s"
+    [ -n "${7:-}" ] && echo "busy_poll: $7"
     if [ "$5" = 1 ]; then
       cat <<EOF
 authentication:
@@ -379,6 +388,8 @@ start_target() {
   tgate-auth) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 0)" ;;
   tgate-auth-tls) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 1)" ;;
   tgate-auth-w2) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 2 1 0)" ;;
+  tgate-auth-bp) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 0 50us)" ;;
+  tgate-auth-tls-bp) start_bg "$t" build/tgate -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 1 50us)" ;;
   base-auth) start_bg "$t" "$BASE_BIN" -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 0)" ;;
   base-auth-tls) start_bg "$t" "$BASE_BIN" -c "$(tgate_config "$t" "$p" "${ADMIN[$t]}" 1 1 1)" ;;
   *) die "unknown target $t" ;;
@@ -464,7 +475,7 @@ if has "$PARTS" load; then
 
   # Authentication and authorization are really on: calls without a token, or
   # for a namespace the token grants nothing on, never reach the upstream.
-  for t in tgate-auth tgate-auth-tls tgate-auth-w2 base-auth base-auth-tls; do
+  for t in tgate-auth tgate-auth-tls tgate-auth-w2 base-auth base-auth-tls tgate-auth-bp tgate-auth-tls-bp; do
     has "$TARGETS" "$t" || continue
     n0=$(upstream_total)
     h2load_run "$t" DescribeNamespace "$IN/describe.bin" 100 1 10 "$WORK/probe.out" "" no-token
@@ -492,6 +503,7 @@ if has "$PARTS" load; then
       for body in describe start; do
         for t in $TARGETS; do
           [ "$shape" = lat ] && [ "$t" = tgate-auth-w2 ] && continue
+          [ "$shape" = hc ] && [[ "$t" == *-bp ]] && continue
           measure "$t" "$shape" "$body" "$rep"
         done
       done
@@ -667,7 +679,7 @@ BENCH_DATE=$DATE BENCH_COMMIT=$COMMIT BENCH_TARGET_LIST="$TARGETS" BENCH_CHECKS=
       notes: [
         `Client: h2load -t 1 with the same flags for every target (${e.BENCH_SETTINGS}); medians over the repetitions, runs interleaved across targets after a warm-up.`,
         "Transports: direct, nghttpx, haproxy, tgate-off, tgate-auth(-w2) are h2c end to end; *-tls rows terminate TLS 1.3 (h2 by ALPN, no client cert), upstream h2c.",
-        "tgate-auth = JWT RS256 (pem: key, one repeated token) + authorization enforce with rules; tgate-off = neither. tgate workers: 1 (w2: 2), nghttpx -n1, HAProxy nbthread 1.",
+        "tgate-auth = JWT RS256 (pem: key, one repeated token) + authorization enforce with rules; tgate-off = neither. tgate workers: 1 (w2: 2); -bp rows: busy_poll: 50us (1x1 only; HAProxy has its own busy-polling, not enabled here; nghttpx has none). nghttpx -n1, HAProxy nbthread 1.",
         "xngx: ratio to nghttpx on the same transport; xdir: ratio to direct; +p50: p50 added over direct (us); CPUs/100k: CPU seconds of the proxy (process tree) per 100k calls; upCPU: the same for the upstream.",
         `The box has ${require("os").cpus().length} cores shared by h2load, the proxy and the upstream: throughput is bounded by that, CPU/100k is the steadier figure.`,
       ].join("\n"),

@@ -420,6 +420,28 @@ static void cfg_get_duration(cfg_parser *p, const char *name, yaml_node_t *n,
   *out = ms;
 }
 
+/* busy_poll: a duration in us, ms or s, 0us..1ms. */
+static void cfg_busy_poll(cfg_parser *p, yaml_node_t *n) {
+  char buf[32], q[CFG_QUOTE_BUF];
+  uint64_t us;
+  if (!cfg_expect_scalar(p, "busy_poll", n, "a duration"))
+    return;
+  if (!cfg_copy_scalar(n, buf, sizeof buf) ||
+      tg_config_parse_duration_us(buf, &us) < 0) {
+    cfg_error(p, n,
+              "'busy_poll' must be a duration: an integer with a unit of us, "
+              "ms or s (e.g. 50us), not '%s'",
+              cfg_quote_node(n, q));
+    return;
+  }
+  if (us > 1000) {
+    cfg_error(p, n, "'busy_poll' must be between 0us and 1ms, not '%s'",
+              cfg_quote_node(n, q));
+    return;
+  }
+  p->cfg->busy_poll_us = (uint32_t)us;
+}
+
 /* Returns 0, -1 (invalid, *why set) or -2 (out of memory). */
 static int cfg_parse_addr(const char *s, tg_addr *out, const char **why) {
   const char *host, *port;
@@ -1586,6 +1608,7 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
     R_ADMIN,
     R_WORKERS,
     R_GRACE,
+    R_BUSY_POLL,
     R_AUTHN,
     R_AUTHZ,
     R_LOGGING,
@@ -1599,6 +1622,7 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
                       {.name = "admin"},
                       {.name = "workers"},
                       {.name = "shutdown_grace_period"},
+                      {.name = "busy_poll"},
                       {.name = "authentication"},
                       {.name = "authorization"},
                       {.name = "logging"},
@@ -1630,6 +1654,8 @@ static void cfg_root(cfg_parser *p, yaml_node_t *root) {
   if (f[R_GRACE].val)
     cfg_get_duration(p, "shutdown_grace_period", f[R_GRACE].val, 0, CFG_DAY_MS,
                      "0s and 24h", &p->cfg->shutdown_grace_ms);
+  if (f[R_BUSY_POLL].val)
+    cfg_busy_poll(p, f[R_BUSY_POLL].val);
   /* after listen: authentication checks listen.tls */
   if (f[R_AUTHN].val)
     cfg_authentication(p, f[R_AUTHN].val);
@@ -2357,6 +2383,27 @@ int tg_config_parse_duration(const char *s, uint64_t *ms) {
   if (v > UINT64_MAX / unit)
     return -1;
   *ms = v * unit;
+  return 0;
+}
+
+int tg_config_parse_duration_us(const char *s, uint64_t *us) {
+  size_t n = s ? strlen(s) : 0;
+  uint64_t ms;
+  if (n > 2 && strcmp(s + n - 2, "us") == 0) {
+    /* the same digits read as milliseconds: one number parser */
+    char ms_form[24];
+    if (n >= sizeof ms_form)
+      return -1;
+    memcpy(ms_form, s, n - 2);
+    memcpy(ms_form + n - 2, "ms", 3);
+    if (tg_config_parse_duration(ms_form, &ms) < 0)
+      return -1;
+    *us = ms;
+    return 0;
+  }
+  if (tg_config_parse_duration(s, &ms) < 0 || ms > UINT64_MAX / 1000)
+    return -1;
+  *us = ms * 1000;
   return 0;
 }
 

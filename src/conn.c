@@ -197,6 +197,7 @@ static int tls_wait_writable(tg_h2conn *c, evutil_socket_t fd) {
  * chain per read, no 4 KiB slices as libevent's TLS bufferevent reads). */
 static void direct_read_cb(evutil_socket_t fd, short what, void *arg) {
   tg_h2conn *c = arg;
+  c->w->reads++;
   uint8_t buf[TG_CONN_READ_CHUNK];
   /* TLS yields a record (<= 16 KiB) per SSL_read: more reads per event */
   int reads = c->ssl ? 4 * TG_CONN_READS_PER_EVENT : TG_CONN_READS_PER_EVENT;
@@ -336,6 +337,7 @@ void tg_conn_free(tg_h2conn *c) {
 }
 
 static void read_cb(struct bufferevent *bev, void *arg) {
+  ((tg_h2conn *)arg)->w->reads++;
   tg_conn_recv(arg);
 }
 

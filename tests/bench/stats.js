@@ -248,7 +248,7 @@ function targets(rows, micro, rss) {
       );
       lines.push(`${t} ${body} CPU/call <= 0.8x ${ngx?.target}: ${fx(cpu)}x ${verdict(cpu == null ? null : cpu <= 0.8)}`);
     }
-    for (const t of ['tgate-auth', 'tgate-auth-tls']) {
+    for (const t of ['tgate-auth', 'tgate-auth-tls', 'tgate-auth-bp', 'tgate-auth-tls-bp']) {
       const r = find(t, 'lat', body);
       if (!r || !r.vs_direct) continue;
       const a = r.vs_direct.added_p50_us;

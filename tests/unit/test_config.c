@@ -892,6 +892,68 @@ TG_TEST(test_parse_duration) {
   }
 }
 
+TG_TEST(test_parse_duration_us) {
+  static const struct {
+    const char *in;
+    int ok;
+    uint64_t us;
+  } cases[] = {
+      {"0us", 1, 0},
+      {"50us", 1, 50},
+      {"1ms", 1, 1000},
+      {"2s", 1, 2000000},
+      {"007us", 1, 7},
+      {"us", 0, 0},
+      {"50", 0, 0},
+      {"-5us", 0, 0},
+      {"5 us", 0, 0},
+      {"5uss", 0, 0},
+      {"1.5us", 0, 0},
+      {"50Us", 0, 0},
+      {"", 0, 0},
+      {"18446744073709551615us", 1, UINT64_MAX},
+      {"18446744073709551616us", 0, 0},
+      {"18446744073709552s", 0, 0},
+      {"99999999999999999999999us", 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    uint64_t us = 12345;
+    int rc = tg_config_parse_duration_us(cases[i].in, &us);
+    if (cases[i].ok) {
+      TG_CHECK(rc == 0);
+      TG_CHECK(us == cases[i].us);
+    } else {
+      if (rc != -1)
+        fprintf(stderr, "  accepted %s\n", cases[i].in);
+      TG_CHECK(rc == -1);
+      TG_CHECK(us == 12345);
+    }
+  }
+}
+
+TG_TEST(test_busy_poll) {
+  tg_config *cfg = NULL;
+  char *errors = NULL;
+  TG_CHECK(parse(MINIMAL, &cfg, &errors) == 0);
+  TG_CHECK(cfg && cfg->busy_poll_us == 0);
+  tg_config_free(cfg);
+  cfg = NULL;
+  TG_CHECK(parse(MINIMAL "busy_poll: 50us\n", &cfg, &errors) == 0);
+  TG_CHECK(errors == NULL);
+  TG_CHECK(cfg && cfg->busy_poll_us == 50);
+  tg_config_free(cfg);
+  cfg = NULL;
+  TG_CHECK(parse(MINIMAL "busy_poll: 1ms\n", &cfg, &errors) == 0);
+  TG_CHECK(cfg && cfg->busy_poll_us == 1000);
+  tg_config_free(cfg);
+  EXPECT_ERROR(MINIMAL "busy_poll: 2ms\n", TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:5:12:", "'busy_poll' must be between 0us and 1ms");
+  EXPECT_ERROR(MINIMAL "busy_poll: 50\n", TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:5:12:", "'busy_poll' must be a duration");
+  EXPECT_ERROR(MINIMAL "busy_poll: [1]\n", TG_CONFIG_ERR_INVALID, 1,
+               "t.yaml:5:12:", "busy_poll");
+}
+
 static int write_temp(char *path, const char *data, size_t len) {
   int fd = mkstemp(path);
   if (fd < 0)
@@ -1323,6 +1385,8 @@ int main(void) {
   TG_RUN(test_limits);
   TG_RUN(test_parse_addr);
   TG_RUN(test_parse_duration);
+  TG_RUN(test_parse_duration_us);
+  TG_RUN(test_busy_poll);
   TG_RUN(test_load_file);
   TG_RUN(test_load_file_too_big);
   TG_RUN(test_out_of_memory);
