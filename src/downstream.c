@@ -159,6 +159,7 @@ static int start_session(tg_h2conn *c) {
     return -1;
   }
   nghttp2_option_set_no_auto_window_update(opt, 1);
+  nghttp2_option_set_no_closed_streams(opt, 1);
   int rv = nghttp2_session_server_new3(&c->session, cbs, c, opt,
                                        tg_slab_mem(&c->w->slab));
   nghttp2_option_del(opt);
@@ -171,6 +172,7 @@ static int start_session(tg_h2conn *c) {
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, TG_STREAM_WINDOW},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        c->w->gen->cfg->max_header_list_size},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv,
                               sizeof(iv) / sizeof(iv[0])) != 0 ||

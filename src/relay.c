@@ -28,6 +28,14 @@ static uint64_t now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Copies src into dst of size bytes, cut to fit: snprintf's "%.*s" without
+ * the formatting engine, for the per-call fields. */
+static void copy_str(char *dst, size_t size, const char *src) {
+  size_t n = strnlen(src, size - 1);
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
 /* A relay from the worker's spares (its buffers kept from an earlier call),
  * or a new one. Every field but the buffers is zero. */
 static tg_relay *relay_alloc(tg_worker *w) {
@@ -74,7 +82,7 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   tg_claims_init(&r->claims);
   r->req_limit = SIZE_MAX;
   r->local_status = -1;
-  snprintf(r->peer, sizeof r->peer, "%.63s", down->peer);
+  copy_str(r->peer, sizeof r->peer, down->peer);
   r->t_start_ns = now_ns();
   LIST_INSERT_HEAD(&down->relays, r, down_link);
   atomic_fetch_add_explicit(&r->w->stats.streams_open, 1, memory_order_relaxed);
@@ -509,7 +517,7 @@ static void refuse_limit(tg_relay *r, int limit, const char *msg) {
   atomic_fetch_add_explicit(&r->w->stats.limited[limit], 1,
                             memory_order_relaxed);
   r->decision = TG_DECISION_LIMITED;
-  snprintf(r->reason, sizeof r->reason, "%.159s", msg);
+  copy_str(r->reason, sizeof r->reason, msg);
   tg_info("client %s: call refused: %s", r->peer, msg);
   stop_call(r, TG_GRPC_RESOURCE_EXHAUSTED, NGHTTP2_ENHANCE_YOUR_CALM, msg);
 }
@@ -586,7 +594,7 @@ static int authenticate(tg_relay *r, const char *path, size_t plen) {
           reason);
   r->decision = rv == TG_AUTHN_UNAVAILABLE ? TG_DECISION_UNAVAILABLE
                                            : TG_DECISION_UNAUTHENTICATED;
-  snprintf(r->reason, sizeof r->reason, "%.159s", reason);
+  copy_str(r->reason, sizeof r->reason, reason);
   tg_relay_reply(r, rv, reason);
   return -1;
 }
@@ -651,8 +659,8 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
       tg_debug("client %s: %.*s: %s", peer, (int)plen, call.path, v.reason);
     r->decision =
         v.shadow_denied ? TG_DECISION_SHADOW_DENIED : TG_DECISION_ALLOWED;
-    snprintf(r->reason, sizeof r->reason, "%.159s", v.reason);
-    snprintf(r->ns, sizeof r->ns, "%.127s", v.ns);
+    copy_str(r->reason, sizeof r->reason, v.reason);
+    copy_str(r->ns, sizeof r->ns, v.ns);
     if ((v.shadow_denied || r->gen->cfg->audit_include_allows) &&
         audit(r, v.shadow_denied ? "shadow_deny" : "allow", call.path, plen, 0,
               v.reason, v.ns) < 0 &&
@@ -709,8 +717,8 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
                     ? TG_DECISION_INVALID
                 : v.grpc_status == TG_GRPC_UNAVAILABLE ? TG_DECISION_UNAVAILABLE
                                                        : TG_DECISION_LOCAL;
-  snprintf(r->reason, sizeof r->reason, "%.159s", v.reason);
-  snprintf(r->ns, sizeof r->ns, "%.127s", v.ns);
+  copy_str(r->reason, sizeof r->reason, v.reason);
+  copy_str(r->ns, sizeof r->ns, v.ns);
   audit(r, "deny", call.path, plen, v.grpc_status, v.reason, v.ns);
   tg_relay_reply(r, v.grpc_status, v.message);
 }

@@ -1152,6 +1152,7 @@ static int start_session(tg_h2conn *c) {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, TG_STREAM_WINDOW},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, 64 * 1024},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv,
                               sizeof(iv) / sizeof(iv[0])) != 0 ||

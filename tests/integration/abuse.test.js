@@ -588,11 +588,14 @@ async function slowloris(t, { tlsOn, n, send, rssBound }) {
   let conns;
   const { result } = await underAttack(t, { opts: { tls: tlsOn }, tlsOpts, rssBound }, async (tg, sockets) => {
     const t0 = Date.now();
+    const accepted0 = await metric(tg, 'tgate_connections_accepted_total');
     conns = await idleConnections(tg.port, n, send);
     for (const x of conns) sockets.push(x.sock);
     const connected = conns.filter((x) => x.connected).length;
-    await h.waitFor(async () => (await metric(tg, 'tgate_connections_open')) >= connected, 10_000 * h.SLOW,
-      'tgate to have accepted every connection');
+    // The accepted counter, not the open gauge: on a loaded machine the first stalled
+    // connections may already reach their 10 s timeout before the gauge is read.
+    await h.waitFor(async () => (await metric(tg, 'tgate_connections_accepted_total')) - accepted0 >= connected,
+      10_000 * h.SLOW, 'tgate to have accepted every connection');
     const peakOpen = await metric(tg, 'tgate_connections_open');
     // tgate's handshake/preface timeout is 10 s (TG_HANDSHAKE_TIMEOUT_S).
     await h.waitFor(() => conns.every((x) => x.closedAt !== null), 30_000 * h.SLOW, `tgate to close all ${n} stalled connections`);
