@@ -57,6 +57,11 @@ struct tg_h2conn {
   SSL *ssl;                 /* borrowed from bev; NULL for plaintext */
   struct event *flush_ev;   /* deferred session_send / close */
   struct tg_relay_list relays;
+  /* downstream: the relay of the stream whose header block is being read
+   * (on_header would otherwise look it up by id per field); cleared when
+   * that relay leaves the connection */
+  int32_t hdr_sid;
+  struct tg_relay *hdr_relay;
   LIST_ENTRY(tg_h2conn) link; /* in worker->downconns or target->conns */
   uint32_t nstreams;          /* upstream: streams we opened and not closed */
   /* upstream: RST_STREAMs tgate may still send before the connection is

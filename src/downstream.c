@@ -56,14 +56,19 @@ static int on_begin_headers(nghttp2_session *session,
   if (!r)
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, r);
+  c->hdr_sid = frame->hd.stream_id;
+  c->hdr_relay = r;
   return 0;
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data) {
+  tg_h2conn *c = user_data;
   tg_relay *r =
-      nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+      c->hdr_relay && c->hdr_sid == frame->hd.stream_id
+          ? c->hdr_relay
+          : nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
   if (!r || frame->hd.type != NGHTTP2_HEADERS)
     return 0;
   return tg_relay_down_header(r, name, namelen, value, valuelen, flags);

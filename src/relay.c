@@ -250,17 +250,23 @@ void tg_relay_forward_queued(tg_h2conn *d) {
 /* Hop-by-hop fields never cross the gateway (RFC 9113 8.2.2); nghttp2 already
  * refuses most of them on receipt, this keeps the rule in one place. */
 static int is_hop_by_hop(const nghttp2_nv *nv) {
-  static const char *const names[] = {"connection", "keep-alive",
-                                      "proxy-connection", "transfer-encoding",
-                                      "upgrade"};
-  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-    size_t n = strlen(names[i]);
-    if (nv->namelen == n && memcmp(nv->name, names[i], n) == 0)
-      return 1;
+  const char *n = (const char *)nv->name;
+  switch (nv->namelen) { /* by length first: most fields match none */
+  case 2:
+    if (memcmp(n, "te", 2) == 0)
+      return !(nv->valuelen == 8 && memcmp(nv->value, "trailers", 8) == 0);
+    return 0;
+  case 7:
+    return memcmp(n, "upgrade", 7) == 0;
+  case 10:
+    return memcmp(n, "connection", 10) == 0 || memcmp(n, "keep-alive", 10) == 0;
+  case 16:
+    return memcmp(n, "proxy-connection", 16) == 0;
+  case 17:
+    return memcmp(n, "transfer-encoding", 17) == 0;
+  default:
+    return 0;
   }
-  if (nv->namelen == 2 && memcmp(nv->name, "te", 2) == 0)
-    return !(nv->valuelen == 8 && memcmp(nv->value, "trailers", 8) == 0);
-  return 0;
 }
 
 /* Builds the forwarded view of h in place: hop-by-hop fields removed.
@@ -874,6 +880,8 @@ void tg_relay_down_closed(tg_relay *r, uint32_t error_code) {
   r->rst_code = error_code;
   r->down_open = 0;
   LIST_REMOVE(r, down_link);
+  if (d && d->hdr_relay == r)
+    d->hdr_relay = NULL;
   if (d)
     d->resp_buffered -= tg_bytequeue_len(&r->resp_body);
   if (d && d->session) {
