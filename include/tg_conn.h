@@ -73,6 +73,13 @@ void tg_conn_close(tg_h2conn *c);
  * unlinks it from its owner. Only from top-level callbacks. */
 void tg_conn_free(tg_h2conn *c);
 
+/* Gives back the pages of c's output buffer (nghttp2's 16 KiB frame buffer,
+ * one page of which an idle connection keeps written) when c wrote no frame
+ * since the previous call and has nothing to write: for a periodic sweep
+ * over a worker's client connections. Only from top-level callbacks. */
+#define TG_CONN_TRIM_INTERVAL_MS 1000
+void tg_conn_trim(tg_h2conn *c);
+
 /* Installs the bufferevent callbacks that drive c (read, write, events). */
 void tg_conn_attach_bev(tg_h2conn *c, struct bufferevent *bev);
 #endif

@@ -6,14 +6,18 @@
  * slow paths (a quarter of tgate's time under load before).
  *
  * Size classes are multiples of 32 bytes; each block carries a 16-byte
- * header with its class. Larger blocks go to malloc directly, and those of
- * TG_SLAB_MAP_MIN bytes or more to mmap: each session's 16 KiB output
- * buffer then costs only the pages frames were written to (an idle
- * connection's buffer is one page, not four reused heap pages). Each class
- * keeps at most TG_SLAB_KEEP free blocks, and all of them at most
- * TG_SLAB_KEEP_BYTES; beyond that they go back to malloc. Not thread-safe: one
- * worker's sessions only, created and freed on its thread (tg_slab_free after
- * they are all gone).
+ * header with its class. Larger blocks go to malloc directly, except those
+ * of TG_SLAB_MAP_MIN to TG_SLAB_SLOT bytes: each takes a slot of its own in
+ * a region of address space the slab reserves (TG_SLAB_NSLOTS slots,
+ * mapped without reserving memory), page-aligned and with its size kept
+ * beside the region, so a block costs only the pages written to (each
+ * session's 16 KiB output buffer: one page for an idle connection) and
+ * tg_slab_discard can give all of its pages back. Without the region (the
+ * reservation failed) they come from malloc too. Each class keeps at most
+ * TG_SLAB_KEEP free blocks, and all of them at most TG_SLAB_KEEP_BYTES;
+ * beyond that they go back to malloc. Not thread-safe: one worker's
+ * sessions only, created and freed on its thread (tg_slab_free after they
+ * are all gone).
  */
 #ifndef TG_SLAB_H
 #define TG_SLAB_H
@@ -26,6 +30,8 @@
 #define TG_SLAB_NCLASS (TG_SLAB_MAX / TG_SLAB_CLASS)
 #define TG_SLAB_KEEP 16384
 #define TG_SLAB_MAP_MIN (16 * 1024)
+#define TG_SLAB_SLOT (32 * 1024)
+#define TG_SLAB_NSLOTS 65536 /* 2 GiB of address space, no memory */
 /* and all classes together at most this many bytes */
 #define TG_SLAB_KEEP_BYTES (16u * 1024 * 1024)
 
@@ -36,7 +42,26 @@ typedef struct tg_slab {
   uint32_t nfree[TG_SLAB_NCLASS];
   size_t kept_bytes;
   nghttp2_mem mem; /* hand &slab->mem to nghttp2_session_*_new3 */
+  /* the slot region: reserved at the first slot block; region_failed when
+   * that could not be done (malloc is used instead) */
+  char *region;
+  int region_failed;
+  uint32_t *slot_size;  /* bytes asked for, per slot; 0: free */
+  uint32_t *slot_gen;   /* bumped at every allocation of the slot */
+  uint32_t *free_slots; /* a stack of released slots */
+  uint32_t nfree_slots, next_slot;
+  /* While set, the first slot block allocated is recorded here (the output
+   * buffer of the session being created). */
+  struct tg_slab_ref *capture;
 } tg_slab;
+
+/* A slot block as tg_slab_discard takes it: the block and the slot's
+ * generation when it was allocated, so that a block freed since (its slot
+ * perhaps given to another) is never touched. */
+typedef struct tg_slab_ref {
+  void *p;
+  uint32_t gen;
+} tg_slab_ref;
 
 /* The allocator to give nghttp2: &s->mem, or NULL (malloc) in sanitizer
  * builds, so that misuse of nghttp2's memory is still caught there. */
@@ -48,4 +73,9 @@ void tg_slab_clear(tg_slab *s); /* frees the kept blocks */
 void *tg_slab_alloc(tg_slab *s, size_t size);
 void tg_slab_release(tg_slab *s, void *p); /* NULL-safe */
 void *tg_slab_realloc(tg_slab *s, void *p, size_t size);
+
+/* Gives the pages of the slot block ref names back to the system, its
+ * contents becoming zeros: only for a block whose contents are no longer
+ * needed. Returns 1 when it did, 0 when ref is not a live slot block. */
+int tg_slab_discard(tg_slab *s, const tg_slab_ref *ref);
 #endif

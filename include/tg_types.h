@@ -26,6 +26,7 @@
 #include "tg_config.h"
 #include "tg_grpc.h"
 #include "tg_hdrs.h"
+#include "tg_slab.h"
 
 typedef struct tg_app tg_app;
 typedef struct tg_worker tg_worker;
@@ -57,6 +58,7 @@ struct tg_h2conn {
   SSL *ssl;                 /* borrowed from bev; NULL for plaintext */
   struct event *flush_ev;   /* deferred session_send / close */
   struct tg_relay_list relays;
+  tg_slab_ref outbuf;
   /* downstream: the relay of the stream whose header block is being read
    * (on_header would otherwise look it up by id per field); cleared when
    * that relay leaves the connection */
@@ -76,6 +78,12 @@ struct tg_h2conn {
    * answered RESOURCE_EXHAUSTED and it is sent GOAWAY */
   unsigned over_limit : 1;
   unsigned kill : 1; /* close at the next flush, output or not */
+  /* downstream: nghttp2's output buffer (a slot block of the worker's
+   * slab, recorded as the session was created; NULL in sanitizer builds),
+   * which frames were written to since its pages were last given back,
+   * and since the last trim sweep (tg_conn_trim) */
+  unsigned outbuf_dirty : 1;
+  unsigned outbuf_recent : 1;
   /* downstream: calls allowed while a read is being processed, forwarded
    * once it is (so a call the same read cancels never reaches the
    * frontend) */

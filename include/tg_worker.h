@@ -86,6 +86,7 @@ struct tg_worker {
   uint32_t ndown;
   tg_worker_stats stats;
   struct event *shutdown_ev, *force_ev, *grace_ev;
+  struct event *trim_ev; /* tg_conn_trim over downconns, periodically */
   int shutting_down;
   pthread_t thread;
   uint64_t reads; /* read events handled (busy polling sees activity) */

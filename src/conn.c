@@ -108,6 +108,7 @@ int tg_conn_flush(tg_h2conn *c) {
       }
       if (n == 0)
         break;
+      c->outbuf_dirty = c->outbuf_recent = 1;
       if (staged + (size_t)n > sizeof stage) {
         if (tg_conn_write(c, stage, staged) != 0)
           goto fail;
@@ -135,6 +136,22 @@ int tg_conn_flush(tg_h2conn *c) {
 fail:
   tg_conn_free(c);
   return -1;
+}
+
+void tg_conn_trim(tg_h2conn *c) {
+  if (c->outbuf_recent) { /* wait for an interval without frames */
+    c->outbuf_recent = 0;
+    return;
+  }
+  /* The frame buffer holds nothing that is still to be sent once nghttp2
+   * has no frame under way (want_write covers the one being sent), so its
+   * contents may become zeros; the next frame is written over them. */
+  if (!c->outbuf_dirty || !c->outbuf.p || !c->session || c->closing ||
+      c->kill || c->in_recv || nghttp2_session_want_write(c->session) ||
+      !nghttp2_session_want_read(c->session))
+    return;
+  tg_slab_discard(&c->w->slab, &c->outbuf);
+  c->outbuf_dirty = 0;
 }
 
 /* Feeds len received bytes to the session. 0, or -1 when c was freed. */

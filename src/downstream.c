@@ -165,8 +165,12 @@ static int start_session(tg_h2conn *c) {
   }
   nghttp2_option_set_no_auto_window_update(opt, 1);
   nghttp2_option_set_no_closed_streams(opt, 1);
+  /* The one slot block nghttp2 allocates as the session is made is its
+   * output buffer (tg_conn_trim). */
+  c->w->slab.capture = &c->outbuf;
   int rv = nghttp2_session_server_new3(&c->session, cbs, c, opt,
                                        tg_slab_mem(&c->w->slab));
+  c->w->slab.capture = NULL;
   nghttp2_option_del(opt);
   nghttp2_session_callbacks_del(cbs);
   if (rv != 0)

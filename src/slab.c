@@ -5,25 +5,106 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* Every block starts with this header; the caller's memory follows at
- * offset 16 (malloc's alignment). */
+/* Every block from a class or malloc starts with this header; the caller's
+ * memory follows at offset 16 (malloc's alignment). Slot blocks have none:
+ * their size is in slot_size. */
 struct tg_slab_block {
   tg_slab_block *next; /* while free */
-  uint32_t cls;  /* size class + 1; 0: a large block from malloc; MAPPED */
-  uint32_t size; /* large blocks: the size asked for (realloc) */
+  uint32_t cls;        /* size class + 1; 0: a large block from malloc */
+  uint32_t size;       /* large blocks: the size asked for (realloc) */
 };
 
 #define HDR 16
-#define MAPPED UINT32_MAX
+#define REGION_BYTES ((size_t)TG_SLAB_NSLOTS * TG_SLAB_SLOT)
 
-/* Bytes of the mapping behind a block of size bytes. */
-static size_t map_len(size_t size) {
+/* size rounded up to whole pages */
+static size_t round_page(size_t size) {
   static size_t page;
   if (!page) {
     long p = sysconf(_SC_PAGESIZE);
     page = p > 0 ? (size_t)p : 4096;
   }
-  return (HDR + size + page - 1) / page * page;
+  return (size + page - 1) / page * page;
+}
+
+static int in_region(const tg_slab *s, const void *p) {
+  return s->region && (const char *)p >= s->region &&
+         (const char *)p < s->region + REGION_BYTES;
+}
+
+static uint32_t slot_of(const tg_slab *s, const void *p) {
+  return (uint32_t)(((const char *)p - s->region) / TG_SLAB_SLOT);
+}
+
+static void region_free(tg_slab *s) {
+  if (s->region)
+    munmap(s->region, REGION_BYTES);
+  free(s->slot_size);
+  free(s->slot_gen);
+  free(s->free_slots);
+  s->region = NULL;
+  s->slot_size = s->slot_gen = s->free_slots = NULL;
+  s->nfree_slots = s->next_slot = 0;
+}
+
+/* Reserves the slot region (address space only: MAP_NORESERVE, and pages
+ * are only ever backed where written). 0, or -1 when it cannot be had. */
+static int region_init(tg_slab *s) {
+  if (s->region)
+    return 0;
+  if (s->region_failed)
+    return -1;
+  void *m = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  s->region = m == MAP_FAILED ? NULL : m;
+  s->slot_size = calloc(TG_SLAB_NSLOTS, sizeof *s->slot_size);
+  s->slot_gen = calloc(TG_SLAB_NSLOTS, sizeof *s->slot_gen);
+  s->free_slots = malloc(TG_SLAB_NSLOTS * sizeof *s->free_slots);
+  if (!s->region || !s->slot_size || !s->slot_gen || !s->free_slots) {
+    region_free(s);
+    s->region_failed = 1;
+    return -1;
+  }
+  return 0;
+}
+
+/* A slot for a block of size bytes (TG_SLAB_MAP_MIN..TG_SLAB_SLOT), or
+ * NULL when there is none (the caller uses malloc). */
+static void *slot_alloc(tg_slab *s, size_t size) {
+  uint32_t i;
+  if (region_init(s) != 0)
+    return NULL;
+  if (s->nfree_slots)
+    i = s->free_slots[--s->nfree_slots];
+  else if (s->next_slot < TG_SLAB_NSLOTS)
+    i = s->next_slot++;
+  else
+    return NULL;
+  s->slot_size[i] = (uint32_t)size;
+  s->slot_gen[i]++;
+  char *p = s->region + (size_t)i * TG_SLAB_SLOT;
+  if (s->capture && !s->capture->p) {
+    s->capture->p = p;
+    s->capture->gen = s->slot_gen[i];
+  }
+  return p;
+}
+
+/* Releases a slot block: its pages go back, the slot to the free stack. */
+static void slot_release(tg_slab *s, void *p) {
+  uint32_t i = slot_of(s, p);
+  madvise(p, round_page(s->slot_size[i]), MADV_DONTNEED);
+  s->slot_size[i] = 0;
+  s->free_slots[s->nfree_slots++] = i;
+}
+
+int tg_slab_discard(tg_slab *s, const tg_slab_ref *ref) {
+  if (!ref->p || !in_region(s, ref->p))
+    return 0;
+  uint32_t i = slot_of(s, ref->p);
+  if (s->slot_size[i] == 0 || s->slot_gen[i] != ref->gen)
+    return 0;
+  return madvise(ref->p, round_page(s->slot_size[i]), MADV_DONTNEED) == 0;
 }
 
 static void *mem_malloc(size_t size, void *user) {
@@ -84,6 +165,8 @@ void tg_slab_clear(tg_slab *s) {
     s->nfree[i] = 0;
   }
   s->kept_bytes = 0;
+  region_free(s);
+  s->region_failed = 0;
 }
 
 void *tg_slab_alloc(tg_slab *s, size_t size) {
@@ -93,20 +176,14 @@ void *tg_slab_alloc(tg_slab *s, size_t size) {
   if (size > TG_SLAB_MAX) {
     if (size > UINT32_MAX - 2 * 65536)
       return NULL;
-    b = NULL;
-    if (size >= TG_SLAB_MAP_MIN) {
-      void *m = mmap(NULL, map_len(size), PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-      if (m != MAP_FAILED) {
-        b = m;
-        b->cls = MAPPED;
-      }
+    if (size >= TG_SLAB_MAP_MIN && size <= TG_SLAB_SLOT) {
+      void *p = slot_alloc(s, size);
+      if (p)
+        return p;
     }
-    if (!b) {
-      if (!(b = malloc(HDR + size)))
-        return NULL;
-      b->cls = 0;
-    }
+    if (!(b = malloc(HDR + size)))
+      return NULL;
+    b->cls = 0;
     b->size = (uint32_t)size;
     return (char *)b + HDR;
   }
@@ -126,11 +203,11 @@ void *tg_slab_alloc(tg_slab *s, size_t size) {
 void tg_slab_release(tg_slab *s, void *p) {
   if (!p)
     return;
-  tg_slab_block *b = (tg_slab_block *)((char *)p - HDR);
-  if (b->cls == MAPPED) {
-    munmap(b, map_len(b->size));
+  if (in_region(s, p)) {
+    slot_release(s, p);
     return;
   }
+  tg_slab_block *b = (tg_slab_block *)((char *)p - HDR);
   size_t c = b->cls;
   if (c == 0 || s->nfree[c - 1] >= TG_SLAB_KEEP ||
       s->kept_bytes + c * TG_SLAB_CLASS > TG_SLAB_KEEP_BYTES) {
@@ -150,16 +227,21 @@ void *tg_slab_realloc(tg_slab *s, void *p, size_t size) {
     tg_slab_release(s, p);
     return NULL;
   }
-  tg_slab_block *b = (tg_slab_block *)((char *)p - HDR);
-  size_t have = b->cls && b->cls != MAPPED ? b->cls * TG_SLAB_CLASS : b->size;
-  if (size <= have && b->cls && b->cls != MAPPED) {
-    b->size = (uint32_t)size;
-    return p;
+  size_t have; /* bytes of p's block that hold the caller's data */
+  if (in_region(s, p)) {
+    have = s->slot_size[slot_of(s, p)];
+  } else {
+    tg_slab_block *b = (tg_slab_block *)((char *)p - HDR);
+    if (b->cls && size <= b->cls * TG_SLAB_CLASS) {
+      b->size = (uint32_t)size;
+      return p;
+    }
+    have = b->size;
   }
   void *n = tg_slab_alloc(s, size);
   if (!n)
     return NULL;
-  memcpy(n, p, b->size < size ? b->size : size);
+  memcpy(n, p, have < size ? have : size);
   tg_slab_release(s, p);
   return n;
 }

@@ -109,6 +109,15 @@ static void accept_error_cb(struct evconnlistener *l, void *arg) {
   event_add(w->accept_ev, &tv);
 }
 
+/* Idle client connections give back their output buffer's pages. */
+static void trim_cb(evutil_socket_t fd, short what, void *arg) {
+  tg_worker *w = arg;
+  tg_h2conn *c;
+  LIST_FOREACH(c, &w->downconns, link) {
+    tg_conn_trim(c);
+  }
+}
+
 static void finish(tg_worker *w) {
   event_base_loopexit(w->base, NULL);
 }
@@ -236,8 +245,13 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   w->grace_ev = evtimer_new(w->base, grace_cb, w);
   w->gen_ev = event_new(w->base, -1, 0, gen_cb, w);
   w->accept_ev = evtimer_new(w->base, accept_resume_cb, w);
+  w->trim_ev = event_new(w->base, -1, EV_PERSIST, trim_cb, w);
   if (!w->shutdown_ev || !w->force_ev || !w->grace_ev || !w->gen_ev ||
-      !w->accept_ev)
+      !w->accept_ev || !w->trim_ev)
+    goto fail;
+  struct timeval trim_every = {TG_CONN_TRIM_INTERVAL_MS / 1000,
+                               TG_CONN_TRIM_INTERVAL_MS % 1000 * 1000};
+  if (event_add(w->trim_ev, &trim_every) != 0)
     goto fail;
   w->listener = evconnlistener_new(
       w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
@@ -363,6 +377,8 @@ void tg_worker_join_free(tg_worker *w) {
     event_free(w->gen_ev);
   if (w->accept_ev)
     event_free(w->accept_ev);
+  if (w->trim_ev)
+    event_free(w->trim_ev);
   pthread_mutex_destroy(&w->next_mu);
   if (w->shutdown_ev)
     event_free(w->shutdown_ev);

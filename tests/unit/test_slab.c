@@ -1,5 +1,7 @@
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "tg_slab.h"
 #include "tg_test.h"
@@ -93,10 +95,66 @@ TG_TEST(large_blocks_are_mapped) {
   tg_slab_clear(&s);
 }
 
+/* How many of the pages of [p, p + len) are in memory. */
+static size_t resident_pages(void *p, size_t len) {
+  unsigned char vec[16];
+  size_t pages = (len + 4095) / 4096, n = 0;
+  if (pages > sizeof vec || mincore(p, len, vec) != 0)
+    return (size_t)-1;
+  for (size_t i = 0; i < pages; i++)
+    n += vec[i] & 1;
+  return n;
+}
+
+/* A slot block (an nghttp2 session's output buffer) is page-aligned, costs
+ * only the pages written to, and tg_slab_discard gives them back (contents
+ * then zeros) for the block it was captured as, never for a block that
+ * was freed since, even when its slot is in use again. */
+TG_TEST(slot_blocks_discard) {
+  tg_slab s;
+  tg_slab_init(&s);
+  tg_slab_ref ref = {NULL, 0};
+  s.capture = &ref;
+  unsigned char *p = tg_slab_alloc(&s, TG_SLAB_MAP_MIN + 10);
+  unsigned char *other = tg_slab_alloc(&s, TG_SLAB_MAP_MIN + 10);
+  s.capture = NULL;
+  TG_CHECK(p != NULL && other != NULL && ref.p == p && ref.gen != 0);
+  TG_CHECK(((uintptr_t)p & 4095) == 0);
+  TG_CHECK(resident_pages(p, TG_SLAB_MAP_MIN + 10) == 0);
+  memset(p, 0xab, 100);
+  memset(other, 0xcd, TG_SLAB_MAP_MIN + 10);
+  TG_CHECK(resident_pages(p, TG_SLAB_MAP_MIN + 10) == 1);
+  TG_CHECK(tg_slab_discard(&s, &ref) == 1);
+  TG_CHECK(resident_pages(p, TG_SLAB_MAP_MIN + 10) == 0);
+  TG_CHECK(p[0] == 0 && p[99] == 0);
+  p[5] = 1; /* still the caller's to use */
+  TG_CHECK(p[5] == 1 && other[TG_SLAB_MAP_MIN + 9] == 0xcd);
+  tg_slab_release(&s, p);
+  TG_CHECK(tg_slab_discard(&s, &ref) == 0); /* freed */
+  unsigned char *again = tg_slab_alloc(&s, TG_SLAB_MAP_MIN + 100);
+  TG_CHECK(again == p); /* the same slot, a new generation */
+  memset(again, 0xef, 10);
+  TG_CHECK(tg_slab_discard(&s, &ref) == 0 && again[9] == 0xef);
+  tg_slab_ref none = {NULL, 0}, heap = {malloc(64), 0};
+  TG_CHECK(tg_slab_discard(&s, &none) == 0 && tg_slab_discard(&s, &heap) == 0);
+  free(heap.p);
+  /* blocks over a slot come from malloc and realloc keeps the contents
+   * from slot to malloc and back */
+  unsigned char *big = tg_slab_realloc(&s, again, TG_SLAB_SLOT + 1);
+  TG_CHECK(big != NULL && big[9] == 0xef && big[10] == 0);
+  unsigned char *back = tg_slab_realloc(&s, big, TG_SLAB_MAP_MIN);
+  TG_CHECK(back != NULL && back[9] == 0xef && ((uintptr_t)back & 4095) == 0);
+  tg_slab_release(&s, back);
+  tg_slab_release(&s, other);
+  tg_slab_clear(&s);
+  TG_CHECK(s.region == NULL);
+}
+
 int main(void) {
   TG_RUN(blocks_are_reused_by_size_class);
   TG_RUN(nghttp2_mem_interface);
   TG_RUN(free_lists_are_bounded);
   TG_RUN(large_blocks_are_mapped);
+  TG_RUN(slot_blocks_discard);
   return TG_DONE();
 }
