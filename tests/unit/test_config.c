@@ -848,12 +848,32 @@ TG_TEST(test_parse_addr) {
   TG_CHECK_STR_CONTAINS(why, "brackets");
 }
 
+typedef struct duration_case {
+  const char *in;
+  int ok;
+  uint64_t v;
+} duration_case;
+
+/* Each case through parse: the value when ok, else -1 and *out untouched. */
+static void check_durations(int (*parse_fn)(const char *, uint64_t *),
+                            const duration_case *cases, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t v = 12345;
+    int rc = parse_fn(cases[i].in, &v);
+    if (cases[i].ok) {
+      TG_CHECK(rc == 0);
+      TG_CHECK(v == cases[i].v);
+    } else {
+      if (rc != -1)
+        fprintf(stderr, "  accepted %s\n", cases[i].in);
+      TG_CHECK(rc == -1);
+      TG_CHECK(v == 12345);
+    }
+  }
+}
+
 TG_TEST(test_parse_duration) {
-  static const struct {
-    const char *in;
-    int ok;
-    uint64_t ms;
-  } cases[] = {
+  static const duration_case cases[] = {
       {"0s", 1, 0},
       {"500ms", 1, 500},
       {"30s", 1, 30000},
@@ -877,27 +897,12 @@ TG_TEST(test_parse_duration) {
       {"1m30s", 0, 0},
       {"1us", 0, 0},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    uint64_t ms = 12345;
-    int rc = tg_config_parse_duration(cases[i].in, &ms);
-    if (cases[i].ok) {
-      TG_CHECK(rc == 0);
-      TG_CHECK(ms == cases[i].ms);
-    } else {
-      if (rc != -1)
-        fprintf(stderr, "  accepted %s\n", cases[i].in);
-      TG_CHECK(rc == -1);
-      TG_CHECK(ms == 12345);
-    }
-  }
+  check_durations(tg_config_parse_duration, cases,
+                  sizeof cases / sizeof cases[0]);
 }
 
 TG_TEST(test_parse_duration_us) {
-  static const struct {
-    const char *in;
-    int ok;
-    uint64_t us;
-  } cases[] = {
+  static const duration_case cases[] = {
       {"0us", 1, 0},
       {"50us", 1, 50},
       {"1ms", 1, 1000},
@@ -916,19 +921,8 @@ TG_TEST(test_parse_duration_us) {
       {"18446744073709552s", 0, 0},
       {"99999999999999999999999us", 0, 0},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    uint64_t us = 12345;
-    int rc = tg_config_parse_duration_us(cases[i].in, &us);
-    if (cases[i].ok) {
-      TG_CHECK(rc == 0);
-      TG_CHECK(us == cases[i].us);
-    } else {
-      if (rc != -1)
-        fprintf(stderr, "  accepted %s\n", cases[i].in);
-      TG_CHECK(rc == -1);
-      TG_CHECK(us == 12345);
-    }
-  }
+  check_durations(tg_config_parse_duration_us, cases,
+                  sizeof cases / sizeof cases[0]);
 }
 
 TG_TEST(test_busy_poll) {
