@@ -9,8 +9,9 @@
  * header with its class. Larger blocks go to malloc directly, except those
  * of TG_SLAB_MAP_MIN to TG_SLAB_SLOT bytes: each takes a slot of its own in
  * a region of address space the slab reserves (TG_SLAB_NSLOTS slots,
- * mapped without reserving memory), page-aligned and with its size kept
- * beside the region, so a block costs only the pages written to (each
+ * mapped without reserving memory; not reserved at all under an address
+ * space limit, RLIMIT_AS), page-aligned and with its size kept beside the
+ * region, so a block costs only the pages written to (each
  * session's 16 KiB output buffer: one page for an idle connection) and
  * tg_slab_discard can give all of its pages back. Without the region (the
  * reservation failed) they come from malloc too. Each class keeps at most
@@ -30,8 +31,8 @@
 #define TG_SLAB_NCLASS (TG_SLAB_MAX / TG_SLAB_CLASS)
 #define TG_SLAB_KEEP 16384
 #define TG_SLAB_MAP_MIN (16 * 1024)
-#define TG_SLAB_SLOT (32 * 1024)
-#define TG_SLAB_NSLOTS 65536 /* 2 GiB of address space, no memory */
+#define TG_SLAB_SLOT (20 * 1024) /* nghttp2's frame buffer: 16394 bytes */
+#define TG_SLAB_NSLOTS 16384     /* 320 MiB of address space, no memory */
 /* and all classes together at most this many bytes */
 #define TG_SLAB_KEEP_BYTES (16u * 1024 * 1024)
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 /* Every block from a class or malloc starts with this header; the caller's
@@ -54,6 +55,13 @@ static int region_init(tg_slab *s) {
     return 0;
   if (s->region_failed)
     return -1;
+  /* Under an address-space limit the reservation would use up what
+   * malloc needs: blocks come from malloc then. */
+  struct rlimit as;
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) {
+    s->region_failed = 1;
+    return -1;
+  }
   void *m = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   s->region = m == MAP_FAILED ? NULL : m;

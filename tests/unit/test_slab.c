@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "tg_slab.h"
 #include "tg_test.h"
@@ -150,11 +153,53 @@ TG_TEST(slot_blocks_discard) {
   TG_CHECK(s.region == NULL);
 }
 
+/* Under an address-space limit no region is reserved: slot-sized blocks
+ * come from malloc and still work (run in a child: the limit stays there). */
+#if defined(__SANITIZE_ADDRESS__)
+#define TG_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TG_ASAN 1
+#endif
+#endif
+
+TG_TEST(no_region_under_rlimit_as) {
+#ifdef TG_ASAN
+  return; /* the sanitizer's own reservations exceed any such limit */
+#endif
+  pid_t pid = fork();
+  if (pid == 0) {
+    struct rlimit as = {(rlim_t)8 << 30, (rlim_t)8 << 30};
+    int ok = setrlimit(RLIMIT_AS, &as) == 0;
+    tg_slab s;
+    tg_slab_init(&s);
+    tg_slab_ref ref = {NULL, 0};
+    s.capture = &ref;
+    unsigned char *p = tg_slab_alloc(&s, TG_SLAB_MAP_MIN + 10);
+    s.capture = NULL;
+    ok = ok && p && s.region == NULL && s.region_failed && ref.p == NULL;
+    if (p) {
+      memset(p, 3, TG_SLAB_MAP_MIN + 10);
+      p = tg_slab_realloc(&s, p, TG_SLAB_MAP_MIN + 100);
+      ok = ok && p && p[TG_SLAB_MAP_MIN + 9] == 3;
+    }
+    tg_slab_ref r2 = {p, 1};
+    ok = ok && tg_slab_discard(&s, &r2) == 0;
+    tg_slab_release(&s, p);
+    tg_slab_clear(&s);
+    _exit(ok ? 0 : 1);
+  }
+  int st = 0;
+  TG_CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
+  TG_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 int main(void) {
   TG_RUN(blocks_are_reused_by_size_class);
   TG_RUN(nghttp2_mem_interface);
   TG_RUN(free_lists_are_bounded);
   TG_RUN(large_blocks_are_mapped);
   TG_RUN(slot_blocks_discard);
+  TG_RUN(no_region_under_rlimit_as);
   return TG_DONE();
 }
