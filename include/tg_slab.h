@@ -17,7 +17,7 @@
  * reservation failed) they come from malloc too. Each class keeps at most
  * TG_SLAB_KEEP free blocks, and all of them at most TG_SLAB_KEEP_BYTES;
  * beyond that they go back to malloc. Not thread-safe: one worker's
- * sessions only, created and freed on its thread (tg_slab_free after they
+ * sessions only, created and freed on its thread (tg_slab_clear after they
  * are all gone).
  */
 #ifndef TG_SLAB_H
