@@ -396,49 +396,45 @@ static void cfg_get_bool(cfg_parser *p, const char *name, yaml_node_t *n,
               cfg_quote_node(n, q));
 }
 
-/* range: the bounds for the message, e.g. "1ms and 24h". */
-static void cfg_get_duration(cfg_parser *p, const char *name, yaml_node_t *n,
-                             uint64_t min_ms, uint64_t max_ms,
-                             const char *range, uint64_t *out) {
+/* A duration read by parse (in its unit), min..max; units: what the message
+ * lists, e.g. "ms, s, m or h (e.g. 30s)"; range: the bounds for the message,
+ * e.g. "1ms and 24h". */
+static void cfg_get_duration_in(cfg_parser *p, const char *name, yaml_node_t *n,
+                                int (*parse)(const char *, uint64_t *),
+                                const char *units, uint64_t min, uint64_t max,
+                                const char *range, uint64_t *out) {
   char buf[32], q[CFG_QUOTE_BUF];
-  uint64_t ms;
+  uint64_t v;
   if (!cfg_expect_scalar(p, name, n, "a duration"))
     return;
-  if (!cfg_copy_scalar(n, buf, sizeof buf) ||
-      tg_config_parse_duration(buf, &ms) < 0) {
+  if (!cfg_copy_scalar(n, buf, sizeof buf) || parse(buf, &v) < 0) {
     cfg_error(p, n,
-              "'%s' must be a duration: an integer with a unit of ms, s, m "
-              "or h (e.g. 30s), not '%s'",
-              name, cfg_quote_node(n, q));
+              "'%s' must be a duration: an integer with a unit of %s, not "
+              "'%s'",
+              name, units, cfg_quote_node(n, q));
     return;
   }
-  if (ms < min_ms || ms > max_ms) {
+  if (v < min || v > max) {
     cfg_error(p, n, "'%s' must be between %s, not '%s'", name, range,
               cfg_quote_node(n, q));
     return;
   }
-  *out = ms;
+  *out = v;
 }
 
-/* busy_poll: a duration in us, ms or s, 0us..1ms. */
+/* In milliseconds. */
+static void cfg_get_duration(cfg_parser *p, const char *name, yaml_node_t *n,
+                             uint64_t min_ms, uint64_t max_ms,
+                             const char *range, uint64_t *out) {
+  cfg_get_duration_in(p, name, n, tg_config_parse_duration,
+                      "ms, s, m or h (e.g. 30s)", min_ms, max_ms, range, out);
+}
+
+/* busy_poll: in microseconds, 0us..1ms. */
 static void cfg_busy_poll(cfg_parser *p, yaml_node_t *n) {
-  char buf[32], q[CFG_QUOTE_BUF];
-  uint64_t us;
-  if (!cfg_expect_scalar(p, "busy_poll", n, "a duration"))
-    return;
-  if (!cfg_copy_scalar(n, buf, sizeof buf) ||
-      tg_config_parse_duration_us(buf, &us) < 0) {
-    cfg_error(p, n,
-              "'busy_poll' must be a duration: an integer with a unit of us, "
-              "ms or s (e.g. 50us), not '%s'",
-              cfg_quote_node(n, q));
-    return;
-  }
-  if (us > 1000) {
-    cfg_error(p, n, "'busy_poll' must be between 0us and 1ms, not '%s'",
-              cfg_quote_node(n, q));
-    return;
-  }
+  uint64_t us = p->cfg->busy_poll_us;
+  cfg_get_duration_in(p, "busy_poll", n, tg_config_parse_duration_us,
+                      "us, ms or s (e.g. 50us)", 0, 1000, "0us and 1ms", &us);
   p->cfg->busy_poll_us = (uint32_t)us;
 }
 

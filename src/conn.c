@@ -147,7 +147,7 @@ void tg_conn_trim(tg_h2conn *c) {
    * has no frame under way (want_write covers the one being sent), so its
    * contents may become zeros; the next frame is written over them. */
   if (!c->outbuf_dirty || !c->outbuf.p || !c->session || c->closing ||
-      c->kill || c->in_recv || nghttp2_session_want_write(c->session) ||
+      c->kill || nghttp2_session_want_write(c->session) ||
       !nghttp2_session_want_read(c->session))
     return;
   tg_slab_discard(&c->w->slab, &c->outbuf);

@@ -284,6 +284,15 @@ static uint64_t mono_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* One pass of the event loop with flags; -1 once the loop is to end (no
+ * events left, an error, or loopexit/loopbreak). */
+static int loop_pass(tg_worker *w, int flags) {
+  return event_base_loop(w->base, flags) != 0 || event_base_got_exit(w->base) ||
+                 event_base_got_break(w->base)
+             ? -1
+             : 0;
+}
+
 /* The worker's event loop. With busy_poll, after events that read
  * something the loop keeps polling without sleeping until busy_poll has
  * passed with no read: the answer to a call just forwarded, or the next
@@ -293,25 +302,16 @@ static uint64_t mono_ns(void) {
  * under load epoll always has events, so the polling costs nothing there. */
 static void run_loop(tg_worker *w) {
   for (;;) {
-    uint64_t us = w->gen->cfg->busy_poll_us;
-    if (!us) {
-      /* until the setting changes (a reload) or the loop is told to end */
-      if (event_base_loop(w->base, EVLOOP_ONCE) != 0 ||
-          event_base_got_exit(w->base) || event_base_got_break(w->base))
-        return;
-      continue;
-    }
     uint64_t r0 = w->reads;
-    if (event_base_loop(w->base, EVLOOP_ONCE) != 0 ||
-        event_base_got_exit(w->base) || event_base_got_break(w->base))
+    if (loop_pass(w, EVLOOP_ONCE) != 0)
       return;
-    if (w->reads == r0)
+    uint64_t us = w->gen->cfg->busy_poll_us;
+    if (!us || w->reads == r0)
       continue;
     uint64_t window = us * 1000, last = mono_ns(), now = last;
     while (now - last < window) {
       r0 = w->reads;
-      if (event_base_loop(w->base, EVLOOP_NONBLOCK) != 0 ||
-          event_base_got_exit(w->base) || event_base_got_break(w->base))
+      if (loop_pass(w, EVLOOP_NONBLOCK) != 0)
         return;
       now = mono_ns();
       if (w->reads != r0)
