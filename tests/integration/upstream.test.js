@@ -208,13 +208,19 @@ test('a frontend killed among three: only the calls on it fail; calls continue o
     }
   });
   await h.sleep(500);
-  // And six long calls, spread over the three by balancing, in flight at the kill.
+  // And long calls in flight at the kill, at least one on each frontend. Balancing picks the
+  // frontend with the fewest streams in flight per worker, and the short calls above move
+  // those counts, so a fixed number of long calls need not reach all three: one is added at a
+  // time (on the next session), each once the last has arrived, until all three hold one.
   const long = [];
-  for (let i = 0; i < 6; i++) {
+  const onEvery = () => echos.every((e) => long.some((l) => idsOf(e).has(l.id)));
+  const seen = (id) => echos.some((e) => idsOf(e).has(id));
+  for (let i = 0; i < 30 && !onEvery(); i++) {
     const id = `long-${i}`;
-    long.push({ id, result: echoCall(sessions[i % 4], id, { 'x-mode': 'delay', 'x-delay-ms': String(1000 * h.SLOW) }) });
+    long.push({ id, result: echoCall(sessions[i % 4], id, { 'x-mode': 'delay', 'x-delay-ms': String(3000 * h.SLOW) }) });
+    await h.waitFor(() => seen(id), 5000 * h.SLOW, `${id} to reach a frontend`);
   }
-  await h.waitFor(() => echos.every((e) => long.some((l) => idsOf(e).has(l.id))), 5000 * h.SLOW, 'long calls on every frontend');
+  assert.ok(onEvery(), `long calls on every frontend: ${echos.map((e) => long.filter((l) => idsOf(e).has(l.id)).length)}`);
   killTime = Date.now();
   await victim.kill(); // its sockets are destroyed (no GOAWAY) and it stops listening
   const idsAtKill = idsOf(victim);
@@ -244,7 +250,7 @@ test('a frontend killed among three: only the calls on it fail; calls continue o
   const served = [echos[0], echos[2]].map((e) => [...idsOf(e)].filter((id) => afterIds.has(id)).length);
   assert.equal(served[0] + served[1], after.length, 'the calls after the kill went to the two others');
   assert.ok(served[0] > 0 && served[1] > 0, `both others served calls: ${served}`);
-  t.diagnostic(`${calls.length} calls; ${failed.length} failed (in flight on the killed frontend); ` +
+  t.diagnostic(`${long.length} long calls; ${calls.length} calls; ${failed.length} failed (in flight on the killed frontend); ` +
     `${after.length} after the kill was noticed, ${detectTime - killTime} ms after it`);
   assert.equal(await ready(g), 200);
   assert.match(g.log(), new RegExp(`upstream 127\\.0\\.0\\.1:${victim.port}: ejected by worker \\d \\(connection lost\\)`));
