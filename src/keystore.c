@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "tg_clock.h"
 #include "tg_log.h"
 
 enum src_kind { SRC_URL, SRC_FILE, SRC_PEM };
@@ -342,7 +343,7 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp) {
     evtimer_del(ks->curl_timer);
     return 0;
   }
-  struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  struct timeval tv = tg_ms_tv((uint64_t)timeout_ms);
   evtimer_add(ks->curl_timer, &tv);
   return 0;
 }
@@ -556,8 +557,7 @@ tg_keystore *tg_keystore_new(struct event_base *base, const tg_jwt_cfg *cfg,
   curl_multi_setopt(ks->multi, CURLMOPT_SOCKETDATA, ks);
   curl_multi_setopt(ks->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
   curl_multi_setopt(ks->multi, CURLMOPT_TIMERDATA, ks);
-  struct timeval tv = {(time_t)(cfg->refresh_interval_ms / 1000),
-                       (suseconds_t)(cfg->refresh_interval_ms % 1000) * 1000};
+  struct timeval tv = tg_ms_tv(cfg->refresh_interval_ms);
   event_add(ks->refresh_timer, &tv);
   int seeded = seed_sources(ks, seed);
   if (seeded < 0) {

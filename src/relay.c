@@ -12,6 +12,7 @@
 #include "tg_authn.h"
 #include "tg_authz.h"
 #include "tg_callcount.h"
+#include "tg_clock.h"
 #include "tg_conn.h"
 #include "tg_downstream.h"
 #include "tg_gen.h"
@@ -21,12 +22,6 @@
 #include "tg_metrics.h"
 #include "tg_upstream.h"
 #include "tg_worker.h"
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* Copies src into dst of size bytes, cut to fit: snprintf's "%.*s" without
  * the formatting engine, for the per-call fields. */
@@ -83,7 +78,7 @@ tg_relay *tg_relay_new(tg_h2conn *down, int32_t sid) {
   r->req_limit = SIZE_MAX;
   r->local_status = -1;
   copy_str(r->peer, sizeof r->peer, down->peer);
-  r->t_start_ns = now_ns();
+  r->t_start_ns = tg_mono_ns();
   LIST_INSERT_HEAD(&down->relays, r, down_link);
   atomic_fetch_add_explicit(&r->w->stats.streams_open, 1, memory_order_relaxed);
   return r;
@@ -495,7 +490,7 @@ static void cancel_up(tg_relay *r) {
 
 void tg_relay_up_headers_sent(tg_relay *r) {
   r->up_hdrs_sent = 1;
-  r->t_up_sent_ns = now_ns();
+  r->t_up_sent_ns = tg_mono_ns();
   if (r->up_cancel) {
     r->up_cancel = 0;
     cancel_up(r);
@@ -530,7 +525,7 @@ static void refuse_limit(tg_relay *r, int limit, const char *msg) {
 
 void tg_relay_down_resp_sent(tg_relay *r) {
   if (!r->t_down_resp_ns)
-    r->t_down_resp_ns = now_ns();
+    r->t_down_resp_ns = tg_mono_ns();
 }
 
 int tg_relay_down_header(tg_relay *r, const uint8_t *name, size_t namelen,
@@ -691,7 +686,7 @@ static void decide(tg_relay *r, const uint8_t *msg, size_t msglen,
     }
     /* A unary call carries one message: nothing past it may follow. */
     r->req_limit = have_msg && msg ? TG_GRPC_PREFIX_LEN + msglen : SIZE_MAX;
-    r->t_decide_ns = now_ns();
+    r->t_decide_ns = tg_mono_ns();
     r->state = TG_RS_PENDING;
     if (r->down && r->down->in_recv) {
       /* Forwarded once this read is processed: if the same read cancels
@@ -950,7 +945,7 @@ static void resume_down(tg_relay *r) {
 
 int tg_relay_up_headers_done(tg_relay *r, int trailer, int end_stream) {
   if (trailer) {
-    r->t_up_end_ns = now_ns();
+    r->t_up_end_ns = tg_mono_ns();
     r->resp_eof = 1;
     resume_down(r);
     return 0;
@@ -962,7 +957,7 @@ int tg_relay_up_headers_done(tg_relay *r, int trailer, int end_stream) {
     return 0;
   }
   r->resp_hdrs_done = 1;
-  r->t_up_resp_ns = now_ns();
+  r->t_up_resp_ns = tg_mono_ns();
   if (end_stream)
     r->t_up_end_ns = r->t_up_resp_ns;
   if (end_stream)
@@ -1015,7 +1010,7 @@ int tg_relay_up_data(tg_relay *r, const uint8_t *data, size_t len) {
 
 int tg_relay_up_eof(tg_relay *r) {
   if (!r->t_up_end_ns)
-    r->t_up_end_ns = now_ns();
+    r->t_up_end_ns = tg_mono_ns();
   r->resp_eof = 1;
   resume_down(r);
   return 0;
@@ -1036,7 +1031,7 @@ void tg_relay_up_closed(tg_relay *r, uint32_t error_code) {
   if (!r->up_open)
     return;
   if (!r->t_up_end_ns)
-    r->t_up_end_ns = now_ns();
+    r->t_up_end_ns = tg_mono_ns();
   up_unlink(r);
   if (r->down && r->down_open) {
     if (error_code == NGHTTP2_NO_ERROR && r->resp_eof) {

@@ -12,6 +12,7 @@
 #include "tg_audit.h"
 #include "tg_authn.h"
 #include "tg_authz.h"
+#include "tg_clock.h"
 #include "tg_log.h"
 
 #define PENDING_POLL_MS 50
@@ -40,17 +41,6 @@ struct tg_reload {
   uint64_t next_id;
   tg_reload_stats stats;
 };
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static struct timeval ms_tv(uint64_t ms) {
-  struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-  return tv;
-}
 
 /* ---- the watch ---- */
 
@@ -139,7 +129,7 @@ static void watch_arm(tg_reload *rl, uint64_t ms) {
   rl->watch_ms = ms;
   event_del(rl->watch_ev);
   if (ms) {
-    struct timeval tv = ms_tv(ms);
+    struct timeval tv = tg_ms_tv(ms);
     event_add(rl->watch_ev, &tv);
   }
 }
@@ -318,7 +308,7 @@ static void pending_cb(evutil_socket_t fd, short what, void *arg) {
     commit(rl, g, rl->pending_why);
     return;
   }
-  if (now_ms() >= rl->pending_deadline_ms) {
+  if (tg_mono_ms() >= rl->pending_deadline_ms) {
     drop_pending(rl);
     char msg[160];
     snprintf(msg, sizeof msg,
@@ -328,7 +318,7 @@ static void pending_cb(evutil_socket_t fd, short what, void *arg) {
     refused(rl, rl->pending_why, msg);
     return;
   }
-  struct timeval tv = ms_tv(PENDING_POLL_MS);
+  struct timeval tv = tg_ms_tv(PENDING_POLL_MS);
   event_add(rl->pending_ev, &tv);
 }
 
@@ -365,9 +355,9 @@ void tg_reload_request(tg_reload *rl, const char *why) {
   if (g->keystore && nkeys(g) == 0 && nkeys(app->gen) > 0) {
     tg_info("reload (%s): waiting for the new JWT key sources", why);
     rl->pending = g;
-    rl->pending_deadline_ms = now_ms() + TG_RELOAD_KEY_WAIT_MS;
+    rl->pending_deadline_ms = tg_mono_ms() + TG_RELOAD_KEY_WAIT_MS;
     snprintf(rl->pending_why, sizeof rl->pending_why, "%s", why);
-    struct timeval tv = ms_tv(PENDING_POLL_MS);
+    struct timeval tv = tg_ms_tv(PENDING_POLL_MS);
     event_add(rl->pending_ev, &tv);
     return;
   }

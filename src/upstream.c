@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "tg_clock.h"
 #include "tg_conn.h"
 #include "tg_healthcheck.h"
 #include "tg_log.h"
@@ -119,17 +120,6 @@ struct tg_uppool {
   size_t hc_req_len;
   char hc_timeout[24];
 };
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void ms_to_tv(uint64_t ms, struct timeval *tv) {
-  tv->tv_sec = (time_t)(ms / 1000);
-  tv->tv_usec = (suseconds_t)(ms % 1000) * 1000;
-}
 
 static uint64_t backoff_ms(uint32_t failures) {
   uint64_t ms = BACKOFF_MIN_MS;
@@ -373,7 +363,7 @@ static void start_resolve(tg_uptarget *t);
 
 static void schedule_retry(tg_uptarget *t, uint64_t delay_ms) {
   struct timeval tv;
-  ms_to_tv(delay_ms, &tv);
+  tv = tg_ms_tv(delay_ms);
   event_add(t->retry_ev, &tv);
 }
 
@@ -386,7 +376,7 @@ static tg_h2conn *open_conn(tg_uptarget *t) {
     return t->nconnecting > 0 ? LIST_FIRST(&t->conns) : NULL;
   }
   const tg_upaddr *a = &t->addrs[t->cur_addr % t->naddrs];
-  t->last_attempt_ms = now_ms();
+  t->last_attempt_ms = tg_mono_ms();
   tg_h2conn *c = tg_conn_new(w, TG_CONN_UP);
   if (!c)
     return NULL;
@@ -411,7 +401,7 @@ static tg_h2conn *open_conn(tg_uptarget *t) {
   t->nconnecting++;
   tg_conn_attach_bev(c, bev);
   struct timeval tv;
-  ms_to_tv(w->cfg->upstream_connect_timeout_ms, &tv);
+  tv = tg_ms_tv(w->cfg->upstream_connect_timeout_ms);
   bufferevent_set_timeouts(bev, &tv, &tv);
   if (tg_log_enabled(TG_LOG_DEBUG)) {
     char ip[INET6_ADDRSTRLEN] = "?";
@@ -447,7 +437,7 @@ static void connect_failed(tg_uptarget *t, const char *reason) {
   atomic_fetch_add_explicit(&p->w->stats.upstream_connect_failures, 1,
                             memory_order_relaxed);
   uint64_t delay = backoff_ms(t->failures);
-  t->backoff_until_ms = now_ms() + delay;
+  t->backoff_until_ms = tg_mono_ms() + delay;
   /* A frontend that stays away is reported on the first failure and every
    * tenth after it, not every few seconds per worker. */
   tg_log(
@@ -507,7 +497,7 @@ static tg_h2conn *find_slot(tg_uppool *p) {
  * lookup) on the way, or a full one that will free a slot. Returns 0 when
  * nothing can serve. */
 static int ensure_progress(tg_uppool *p) {
-  uint64_t now = now_ms();
+  uint64_t now = tg_mono_ms();
   int full_ready = 0;
   for (size_t i = 0; i < p->ntargets; i++) {
     tg_uptarget *t = &p->targets[i];
@@ -581,7 +571,7 @@ static void drain_conn(tg_h2conn *c) {
 }
 
 void tg_up_note_reset(tg_h2conn *c) {
-  uint64_t now = now_ms();
+  uint64_t now = tg_mono_ms();
   if (c->rst_at_ms == 0) {
     c->rst_tokens = TG_UP_RST_BURST;
   } else {
@@ -650,7 +640,7 @@ void tg_uppool_submit(tg_uppool *p, tg_relay *r) {
   TAILQ_INSERT_TAIL(&p->pending, r, pend_link);
   r->pending = 1;
   struct timeval tv;
-  ms_to_tv(p->w->cfg->upstream_connect_timeout_ms, &tv);
+  tv = tg_ms_tv(p->w->cfg->upstream_connect_timeout_ms);
   event_add(r->pend_timer, &tv);
   if (!ensure_progress(p)) {
     tg_uppool_unqueue(p, r);
@@ -761,7 +751,7 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
     snprintf(reason, sizeof(reason), "cannot resolve: %s", why);
     connect_failed(t, reason);
     if (live_conns(t) == 0)
-      schedule_retry(t, t->backoff_until_ms - now_ms());
+      schedule_retry(t, t->backoff_until_ms - tg_mono_ms());
     /* calls waiting for this lookup may have nowhere else to go */
     if (!t->in_resolve && !TAILQ_EMPTY(&p->pending))
       tg_uppool_kick(p);
@@ -794,7 +784,7 @@ static void dns_cb(int result, struct evutil_addrinfo *res, void *arg) {
   }
   /* every time, for a connection that raced with a change */
   drain_stale(t);
-  if (live_conns(t) == 0 && t->backoff_until_ms <= now_ms()) {
+  if (live_conns(t) == 0 && t->backoff_until_ms <= tg_mono_ms()) {
     open_conn(t);
     if (!t->in_resolve && !TAILQ_EMPTY(&p->pending))
       tg_uppool_kick(p);
@@ -839,7 +829,7 @@ static void hc_schedule(tg_uptarget *t, uint64_t ms) {
   struct timeval tv;
   if (!t->pool->checks || t->pool->shutting_down)
     return;
-  ms_to_tv(ms, &tv);
+  tv = tg_ms_tv(ms);
   evtimer_add(t->hc.tick_ev, &tv);
 }
 
@@ -943,7 +933,7 @@ static void hc_tick(evutil_socket_t fd, short what, void *arg) {
   c->nstreams++;
   sync_streams(t);
   struct timeval tv;
-  ms_to_tv(cfg->upstream_hc_timeout_ms, &tv);
+  tv = tg_ms_tv(cfg->upstream_hc_timeout_ms);
   evtimer_add(t->hc.timeout_ev, &tv);
   tg_conn_schedule_flush(c);
 }
@@ -1251,7 +1241,7 @@ void tg_up_teardown(tg_h2conn *c, const char *why) {
   c->nstreams = 0;
   sync_streams(t);
   if (!p->shutting_down && live_conns(t) == 0) {
-    uint64_t now = now_ms();
+    uint64_t now = tg_mono_ms();
     schedule_retry(t,
                    t->backoff_until_ms > now ? t->backoff_until_ms - now : 0);
   }
@@ -1364,7 +1354,7 @@ fail:
 
 void tg_uppool_start(tg_uppool *p) {
   struct timeval tv;
-  ms_to_tv(p->w->cfg->upstream_dns_refresh_ms, &tv);
+  tv = tg_ms_tv(p->w->cfg->upstream_dns_refresh_ms);
   for (size_t i = 0; i < p->ntargets; i++) {
     tg_uptarget *t = &p->targets[i];
     if (t->dns_ev)

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tg_clock.h"
 #include "tg_conn.h"
 #include "tg_downstream.h"
 #include "tg_log.h"
@@ -164,8 +165,7 @@ static void shutdown_cb(evutil_socket_t fd, short what, void *arg) {
     tg_down_goaway(c);
   }
   uint64_t grace = w->gen->cfg->shutdown_grace_ms;
-  struct timeval tv = {(time_t)(grace / 1000),
-                       (suseconds_t)(grace % 1000) * 1000};
+  struct timeval tv = tg_ms_tv(grace);
   event_add(w->grace_ev, &tv);
   maybe_done(w);
 }
@@ -278,12 +278,6 @@ fail:
   return NULL;
 }
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* One pass of the event loop with flags; -1 once the loop is to end (no
  * events left, an error, or loopexit/loopbreak). */
 static int loop_pass(tg_worker *w, int flags) {
@@ -308,12 +302,12 @@ static void run_loop(tg_worker *w) {
     uint64_t us = w->gen->cfg->busy_poll_us;
     if (!us || w->reads == r0)
       continue;
-    uint64_t window = us * 1000, last = mono_ns(), now = last;
+    uint64_t window = us * 1000, last = tg_mono_ns(), now = last;
     while (now - last < window) {
       r0 = w->reads;
       if (loop_pass(w, EVLOOP_NONBLOCK) != 0)
         return;
-      now = mono_ns();
+      now = tg_mono_ns();
       if (w->reads != r0)
         last = now;
     }
