@@ -8,10 +8,16 @@
  * Size classes are multiples of 32 bytes; each block carries a 16-byte
  * header with its class. Larger blocks go to malloc directly, except those
  * of TG_SLAB_MAP_MIN to TG_SLAB_SLOT bytes: each takes a slot of its own in
- * a region of address space the slab reserves (TG_SLAB_NSLOTS slots,
- * mapped without reserving memory; not reserved at all under an address
- * space limit, RLIMIT_AS), page-aligned and with its size kept beside the
- * region, so a block costs only the pages written to (each
+ * a region of address space the slab reserves (TG_SLAB_REGION bytes, not
+ * reserved at all under an address space limit, RLIMIT_AS), page-aligned
+ * and with its size kept beside the region. Slots are TG_SLAB_SLOT bytes
+ * rounded up to whole pages, so that giving a block's pages back never
+ * touches the next slot on 16 or 64 KiB pages either. The region is mapped
+ * inaccessible and made writable TG_SLAB_GROW slots at a time as they are
+ * first used, so that even under strict overcommit accounting
+ * (vm.overcommit_memory=2, which ignores MAP_NORESERVE) it is charged only
+ * for slots in use or free for reuse. A block costs only the pages written
+ * to (each
  * session's 16 KiB output buffer: one page for an idle connection) and
  * tg_slab_discard can give all of its pages back. Without the region (the
  * reservation failed) they come from malloc too. Each class keeps at most
@@ -32,7 +38,8 @@
 #define TG_SLAB_KEEP 16384
 #define TG_SLAB_MAP_MIN (16 * 1024)
 #define TG_SLAB_SLOT (20 * 1024) /* nghttp2's frame buffer: 16394 bytes */
-#define TG_SLAB_NSLOTS 16384     /* 320 MiB of address space, no memory */
+#define TG_SLAB_REGION ((size_t)320 << 20) /* 16384 slots on 4 KiB pages */
+#define TG_SLAB_GROW 64                    /* slots made writable at a time */
 /* and all classes together at most this many bytes */
 #define TG_SLAB_KEEP_BYTES (16u * 1024 * 1024)
 
@@ -47,6 +54,10 @@ typedef struct tg_slab {
    * that could not be done (malloc is used instead) */
   char *region;
   int region_failed;
+  size_t page;          /* the page size; 0: the system's (tests set it) */
+  size_t slot_stride;   /* TG_SLAB_SLOT rounded up to pages */
+  uint32_t nslots;      /* slots in the region */
+  uint32_t rw_slots;    /* slots made writable so far, from the start */
   uint32_t *slot_size;  /* bytes asked for, per slot; 0: free */
   uint32_t *slot_gen;   /* bumped at every allocation of the slot */
   uint32_t *free_slots; /* a stack of released slots */

@@ -16,40 +16,39 @@ struct tg_slab_block {
 };
 
 #define HDR 16
-#define REGION_BYTES ((size_t)TG_SLAB_NSLOTS * TG_SLAB_SLOT)
 
 /* size rounded up to whole pages */
-static size_t round_page(size_t size) {
-  static size_t page;
-  if (!page) {
-    long p = sysconf(_SC_PAGESIZE);
-    page = p > 0 ? (size_t)p : 4096;
-  }
-  return (size + page - 1) / page * page;
+static size_t round_page(const tg_slab *s, size_t size) {
+  return (size + s->page - 1) / s->page * s->page;
+}
+
+static size_t region_bytes(const tg_slab *s) {
+  return (size_t)s->nslots * s->slot_stride;
 }
 
 static int in_region(const tg_slab *s, const void *p) {
   return s->region && (const char *)p >= s->region &&
-         (const char *)p < s->region + REGION_BYTES;
+         (const char *)p < s->region + region_bytes(s);
 }
 
 static uint32_t slot_of(const tg_slab *s, const void *p) {
-  return (uint32_t)(((const char *)p - s->region) / TG_SLAB_SLOT);
+  return (uint32_t)((size_t)((const char *)p - s->region) / s->slot_stride);
 }
 
 static void region_free(tg_slab *s) {
   if (s->region)
-    munmap(s->region, REGION_BYTES);
+    munmap(s->region, region_bytes(s));
   free(s->slot_size);
   free(s->slot_gen);
   free(s->free_slots);
   s->region = NULL;
   s->slot_size = s->slot_gen = s->free_slots = NULL;
-  s->nfree_slots = s->next_slot = 0;
+  s->nfree_slots = s->next_slot = s->rw_slots = s->nslots = 0;
 }
 
-/* Reserves the slot region (address space only: MAP_NORESERVE, and pages
- * are only ever backed where written). 0, or -1 when it cannot be had. */
+/* Reserves the slot region (address space only: PROT_NONE and
+ * MAP_NORESERVE, no memory and no commit charge until slots are made
+ * writable). 0, or -1 when it cannot be had. */
 static int region_init(tg_slab *s) {
   if (s->region)
     return 0;
@@ -62,17 +61,40 @@ static int region_init(tg_slab *s) {
     s->region_failed = 1;
     return -1;
   }
-  void *m = mmap(NULL, REGION_BYTES, PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (!s->page) {
+    long pg = sysconf(_SC_PAGESIZE);
+    s->page = pg > 0 ? (size_t)pg : 4096;
+  }
+  s->slot_stride = round_page(s, TG_SLAB_SLOT);
+  s->nslots = (uint32_t)(TG_SLAB_REGION / s->slot_stride);
+  void *m = s->nslots ? mmap(NULL, region_bytes(s), PROT_NONE,
+                             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+                      : MAP_FAILED;
   s->region = m == MAP_FAILED ? NULL : m;
-  s->slot_size = calloc(TG_SLAB_NSLOTS, sizeof *s->slot_size);
-  s->slot_gen = calloc(TG_SLAB_NSLOTS, sizeof *s->slot_gen);
-  s->free_slots = malloc(TG_SLAB_NSLOTS * sizeof *s->free_slots);
+  s->slot_size = calloc(s->nslots, sizeof *s->slot_size);
+  s->slot_gen = calloc(s->nslots, sizeof *s->slot_gen);
+  s->free_slots = malloc(s->nslots * sizeof *s->free_slots);
   if (!s->region || !s->slot_size || !s->slot_gen || !s->free_slots) {
     region_free(s);
     s->region_failed = 1;
     return -1;
   }
+  return 0;
+}
+
+/* Makes the next TG_SLAB_GROW slots (or what is left) writable; they
+ * join the writable ones before them in one mapping. 0, or -1 when the
+ * region is used up or the system will not commit more (ENOMEM under
+ * strict overcommit): the caller uses malloc then. */
+static int region_grow(tg_slab *s) {
+  uint32_t n = s->nslots - s->rw_slots;
+  if (n > TG_SLAB_GROW)
+    n = TG_SLAB_GROW;
+  if (n == 0 ||
+      mprotect(s->region + (size_t)s->rw_slots * s->slot_stride,
+               (size_t)n * s->slot_stride, PROT_READ | PROT_WRITE) != 0)
+    return -1;
+  s->rw_slots += n;
   return 0;
 }
 
@@ -84,13 +106,13 @@ static void *slot_alloc(tg_slab *s, size_t size) {
     return NULL;
   if (s->nfree_slots)
     i = s->free_slots[--s->nfree_slots];
-  else if (s->next_slot < TG_SLAB_NSLOTS)
+  else if (s->next_slot < s->rw_slots || region_grow(s) == 0)
     i = s->next_slot++;
   else
     return NULL;
   s->slot_size[i] = (uint32_t)size;
   s->slot_gen[i]++;
-  char *p = s->region + (size_t)i * TG_SLAB_SLOT;
+  char *p = s->region + (size_t)i * s->slot_stride;
   if (s->capture && !s->capture->p) {
     s->capture->p = p;
     s->capture->gen = s->slot_gen[i];
@@ -101,7 +123,7 @@ static void *slot_alloc(tg_slab *s, size_t size) {
 /* Releases a slot block: its pages go back, the slot to the free stack. */
 static void slot_release(tg_slab *s, void *p) {
   uint32_t i = slot_of(s, p);
-  madvise(p, round_page(s->slot_size[i]), MADV_DONTNEED);
+  madvise(p, round_page(s, s->slot_size[i]), MADV_DONTNEED);
   s->slot_size[i] = 0;
   s->free_slots[s->nfree_slots++] = i;
 }
@@ -112,7 +134,7 @@ int tg_slab_discard(tg_slab *s, const tg_slab_ref *ref) {
   uint32_t i = slot_of(s, ref->p);
   if (s->slot_size[i] == 0 || s->slot_gen[i] != ref->gen)
     return 0;
-  return madvise(ref->p, round_page(s->slot_size[i]), MADV_DONTNEED) == 0;
+  return madvise(ref->p, round_page(s, s->slot_size[i]), MADV_DONTNEED) == 0;
 }
 
 static void *mem_malloc(size_t size, void *user) {

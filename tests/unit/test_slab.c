@@ -1,4 +1,5 @@
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -153,6 +154,88 @@ TG_TEST(slot_blocks_discard) {
   TG_CHECK(s.region == NULL);
 }
 
+/* The region is charged for what is used: only the first TG_SLAB_GROW
+ * slots are writable after one slot block, the rest of it is inaccessible
+ * (so strict overcommit accounting counts ~1 MiB, not the whole region). */
+static int maps_line(const void *p, char perms[5], size_t *len) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f)
+    return -1;
+  char line[512];
+  int found = -1;
+  while (found < 0 && fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx %4s", &lo, &hi, perms) == 3 &&
+        (uintptr_t)p >= lo && (uintptr_t)p < hi) {
+      *len = hi - lo;
+      found = 0;
+    }
+  }
+  fclose(f);
+  return found;
+}
+
+static int in_slot_region(const tg_slab *s, const void *p) {
+  return (const char *)p >= s->region &&
+         (const char *)p < s->region + (size_t)s->nslots * s->slot_stride;
+}
+
+TG_TEST(region_writable_as_used) {
+  tg_slab s;
+  tg_slab_init(&s);
+  unsigned char *p = tg_slab_alloc(&s, TG_SLAB_MAP_MIN + 10);
+  TG_CHECK(p != NULL && s.region != NULL && s.rw_slots == TG_SLAB_GROW);
+  char perms[5] = "";
+  size_t len = 0;
+  TG_CHECK(maps_line(p, perms, &len) == 0);
+  TG_CHECK(strcmp(perms, "rw-p") == 0 &&
+           len == (size_t)TG_SLAB_GROW * s.slot_stride);
+  char *last = s.region + (size_t)(s.nslots - 1) * s.slot_stride;
+  TG_CHECK(maps_line(last, perms, &len) == 0 && strcmp(perms, "---p") == 0);
+  /* more slots than one step: the writable part grows and stays one
+   * mapping */
+  static void *v[TG_SLAB_GROW + 1];
+  v[0] = p;
+  for (size_t i = 1; i <= TG_SLAB_GROW; i++) {
+    v[i] = tg_slab_alloc(&s, TG_SLAB_MAP_MIN);
+    TG_CHECK(v[i] != NULL && in_slot_region(&s, v[i]));
+    memset(v[i], 1, TG_SLAB_MAP_MIN);
+  }
+  TG_CHECK(s.rw_slots == 2 * TG_SLAB_GROW);
+  TG_CHECK(maps_line(p, perms, &len) == 0 &&
+           len == (size_t)2 * TG_SLAB_GROW * s.slot_stride);
+  for (size_t i = 0; i <= TG_SLAB_GROW; i++)
+    tg_slab_release(&s, v[i]);
+  tg_slab_clear(&s);
+}
+
+/* Slots are whole pages: with 16 KiB pages (set here; the kernel's are
+ * smaller, which madvise accepts), a slot is 32 KiB, and giving a block's
+ * pages back never reaches into its neighbour's. */
+TG_TEST(slots_are_whole_pages) {
+  tg_slab s;
+  tg_slab_init(&s);
+  s.page = 16384;
+  unsigned char *b[4];
+  for (int i = 0; i < 4; i++) {
+    b[i] = tg_slab_alloc(&s, 16394); /* nghttp2's frame buffer */
+    TG_CHECK(b[i] != NULL);
+    memset(b[i], 'A' + i, 16394);
+  }
+  TG_CHECK(s.slot_stride == 32768 && b[1] - b[0] == 32768);
+  tg_slab_ref ref = {b[1], s.slot_gen[1]};
+  TG_CHECK(tg_slab_discard(&s, &ref) == 1);
+  tg_slab_release(&s, b[2]);
+  int intact = 1;
+  for (size_t j = 0; j < 16394; j++)
+    intact &= b[0][j] == 'A' && b[3][j] == 'D';
+  TG_CHECK(intact && b[1][0] == 0);
+  tg_slab_release(&s, b[0]);
+  tg_slab_release(&s, b[1]);
+  tg_slab_release(&s, b[3]);
+  tg_slab_clear(&s);
+}
+
 /* Under an address-space limit no region is reserved: slot-sized blocks
  * come from malloc and still work (run in a child: the limit stays there). */
 #if defined(__SANITIZE_ADDRESS__)
@@ -200,6 +283,8 @@ int main(void) {
   TG_RUN(free_lists_are_bounded);
   TG_RUN(large_blocks_are_mapped);
   TG_RUN(slot_blocks_discard);
+  TG_RUN(region_writable_as_used);
+  TG_RUN(slots_are_whole_pages);
   TG_RUN(no_region_under_rlimit_as);
   return TG_DONE();
 }
