@@ -92,6 +92,13 @@ struct tg_worker {
   uint64_t reads; /* read events handled (busy polling sees activity) */
 };
 
+/* Each worker's accept queue (the kernel caps it at net.core.somaxconn,
+ * 4096 by default). When it is full the kernel drops new SYNs and the final
+ * ACKs of handshakes, and each of those clients waits for a retransmit (1 s,
+ * then 3 s, 7 s...): a fleet of workers reconnecting at once, after a
+ * restart or a network blip, must fit in it. */
+#define TG_LISTEN_BACKLOG 4096
+
 /* How long accepting pauses after accept() failed (EMFILE...). */
 #define TG_ACCEPT_PAUSE_MS 100
 

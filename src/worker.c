@@ -62,7 +62,8 @@ int tg_worker_listen_socket(const tg_addr *addr, int first, char *err,
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     }
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+        listen(fd, TG_LISTEN_BACKLOG) == 0)
       break;
     snprintf(err, errlen, "cannot listen on %s:%u: %s", addr->host, addr->port,
              strerror(errno));
@@ -253,8 +254,10 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
                                TG_CONN_TRIM_INTERVAL_MS % 1000 * 1000};
   if (event_add(w->trim_ev, &trim_every) != 0)
     goto fail;
+  /* backlog 0: the socket listens already (-1 would listen() again with
+   * libevent's default of 128) */
   w->listener = evconnlistener_new(
-      w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1,
+      w->base, accept_cb, w, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0,
       listen_fd);
   if (!w->listener)
     goto fail;
