@@ -17,9 +17,8 @@
  * first used, so that even under strict overcommit accounting
  * (vm.overcommit_memory=2, which ignores MAP_NORESERVE) it is charged only
  * for slots in use or free for reuse. A block costs only the pages written
- * to (each
- * session's 16 KiB output buffer: one page for an idle connection) and
- * tg_slab_discard can give all of its pages back. Without the region (the
+ * to (each session's 16 KiB output buffer: one page for an idle connection)
+ * and tg_slab_discard can give all of its pages back. Without the region (the
  * reservation failed) they come from malloc too. Each class keeps at most
  * TG_SLAB_KEEP free blocks, and all of them at most TG_SLAB_KEEP_BYTES;
  * beyond that they go back to malloc. Not thread-safe: one worker's

@@ -120,10 +120,16 @@ static void *slot_alloc(tg_slab *s, size_t size) {
   return p;
 }
 
+/* Gives back the pages of the block p in slot i (whole pages of its own
+ * slot: the stride is whole pages). 0, or -1 when madvise refused. */
+static int slot_drop_pages(const tg_slab *s, void *p, uint32_t i) {
+  return madvise(p, round_page(s, s->slot_size[i]), MADV_DONTNEED);
+}
+
 /* Releases a slot block: its pages go back, the slot to the free stack. */
 static void slot_release(tg_slab *s, void *p) {
   uint32_t i = slot_of(s, p);
-  madvise(p, round_page(s, s->slot_size[i]), MADV_DONTNEED);
+  slot_drop_pages(s, p, i);
   s->slot_size[i] = 0;
   s->free_slots[s->nfree_slots++] = i;
 }
@@ -134,7 +140,7 @@ int tg_slab_discard(tg_slab *s, const tg_slab_ref *ref) {
   uint32_t i = slot_of(s, ref->p);
   if (s->slot_size[i] == 0 || s->slot_gen[i] != ref->gen)
     return 0;
-  return madvise(ref->p, round_page(s, s->slot_size[i]), MADV_DONTNEED) == 0;
+  return slot_drop_pages(s, ref->p, i) == 0;
 }
 
 static void *mem_malloc(size_t size, void *user) {

@@ -107,7 +107,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg) {
     w->accept_failures = 0;
   }
   evconnlistener_disable(l);
-  struct timeval tv = {0, TG_ACCEPT_PAUSE_MS * 1000};
+  struct timeval tv = tg_ms_tv(TG_ACCEPT_PAUSE_MS);
   event_add(w->accept_ev, &tv);
 }
 
@@ -250,8 +250,7 @@ tg_worker *tg_worker_new(tg_app *app, int id, int listen_fd) {
   if (!w->shutdown_ev || !w->force_ev || !w->grace_ev || !w->gen_ev ||
       !w->accept_ev || !w->trim_ev)
     goto fail;
-  struct timeval trim_every = {TG_CONN_TRIM_INTERVAL_MS / 1000,
-                               TG_CONN_TRIM_INTERVAL_MS % 1000 * 1000};
+  struct timeval trim_every = tg_ms_tv(TG_CONN_TRIM_INTERVAL_MS);
   if (event_add(w->trim_ev, &trim_every) != 0)
     goto fail;
   /* backlog 0: the socket listens already (-1 would listen() again with
